@@ -1,0 +1,185 @@
+"""The raw-data contract: which tables exist, their columns, and how a user's names map onto them.
+
+A dataset is a folder with one file per table (Parquet, or CSV). A user's own column names are
+mapped onto the contract names by a `TableMapping` (built from `conf/data/*.yaml` at the edge);
+everything downstream of validation sees contract names only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import ibis
+
+ColumnKind = Literal["id", "timestamp", "string", "number"]
+
+
+@dataclass(frozen=True)
+class ContractColumn:
+    name: str
+    kind: ColumnKind
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class ContractTable:
+    name: str
+    columns: tuple[ContractColumn, ...]
+    # the column that places a row in time (None for customers' static profile)
+    time_column: str | None
+
+    def column(self, name: str) -> ContractColumn:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+
+CONTRACT: dict[str, ContractTable] = {
+    "customers": ContractTable(
+        "customers",
+        (ContractColumn("customer_id", "id"), ContractColumn("signup_date", "timestamp")),
+        time_column=None,
+    ),
+    "events": ContractTable(
+        "events",
+        (
+            ContractColumn("customer_id", "id"),
+            ContractColumn("timestamp", "timestamp"),
+            ContractColumn("event_type", "string"),
+            ContractColumn("value", "number", required=False),
+        ),
+        time_column="timestamp",
+    ),
+    "orders": ContractTable(
+        "orders",
+        (
+            ContractColumn("customer_id", "id"),
+            ContractColumn("timestamp", "timestamp"),
+            ContractColumn("amount", "number"),
+            ContractColumn("order_id", "string", required=False),
+            ContractColumn("quantity", "number", required=False),
+        ),
+        time_column="timestamp",
+    ),
+    "feedback": ContractTable(
+        "feedback",
+        (
+            ContractColumn("customer_id", "id"),
+            ContractColumn("timestamp", "timestamp"),
+            ContractColumn("score", "number"),
+            ContractColumn("kind", "string", required=False),
+            ContractColumn("text", "string", required=False),
+        ),
+        time_column="timestamp",
+    ),
+    "subscriptions": ContractTable(
+        "subscriptions",
+        (
+            ContractColumn("customer_id", "id"),
+            ContractColumn("start_date", "timestamp"),
+            ContractColumn("end_date", "timestamp"),
+            ContractColumn("plan", "string", required=False),
+            ContractColumn("mrr", "number", required=False),
+        ),
+        time_column="start_date",
+    ),
+}
+
+ACTIVITY_TABLES: tuple[str, ...] = ("events", "orders", "feedback", "subscriptions")
+# Columns that may hold nulls by contract (an open subscription has no end yet).
+NULLABLE: dict[str, set[str]] = {"subscriptions": {"end_date"}}
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """Where one table lives in a dataset folder and what its columns are called there.
+
+    `columns` maps contract name -> the user's column name; names left out map to themselves.
+    `attributes` (customers only) are the static profile columns to keep; None keeps every
+    column that is not part of the contract.
+    """
+
+    table: str
+    file: str
+    columns: dict[str, str] = field(default_factory=dict)
+    attributes: tuple[str, ...] | None = None
+
+    def source_name(self, contract_name: str) -> str:
+        return self.columns.get(contract_name, contract_name)
+
+
+def mappings_from_config(tables: dict[str, dict | None]) -> dict[str, TableMapping]:
+    """Build mappings from the `data.tables` section of the config (a plain dict)."""
+    mappings: dict[str, TableMapping] = {}
+    for name, spec in tables.items():
+        if name not in CONTRACT:
+            raise ValueError(f"data.tables: unknown table '{name}'; the contract has {sorted(CONTRACT)}")
+        if spec is None:  # switched off by the user
+            continue
+        attributes = spec.get("attributes")
+        mappings[name] = TableMapping(
+            table=name,
+            file=spec.get("file") or f"{name}.parquet",
+            columns={k: v for k, v in (spec.get("columns") or {}).items() if v is not None},
+            attributes=tuple(attributes) if attributes is not None else None,
+        )
+    return mappings
+
+
+def read_table(con: ibis.BaseBackend, path: Path) -> ibis.Table:
+    """Open one raw file lazily: Parquet (a file or a folder of parts) or CSV."""
+    path = Path(path)
+    if path.is_dir():
+        return con.read_parquet(str(path / "**" / "*.parquet"))
+    suffix = "".join(path.suffixes).lower()
+    if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+        return con.read_parquet(str(path))
+    if suffix.endswith(".csv") or suffix.endswith(".csv.gz"):
+        return con.read_csv(str(path))
+    raise ValueError(f"{path}: unsupported file type; use Parquet or CSV")
+
+
+def open_raw_tables(
+    con: ibis.BaseBackend, folder: Path, mappings: dict[str, TableMapping]
+) -> dict[str, ibis.Table]:
+    """Open every mapped table whose file exists, without renaming anything yet.
+
+    `customers` is required; an optional table whose file is absent is left out, and its
+    features are simply not built.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"dataset folder {folder} does not exist")
+    if "customers" not in mappings:
+        raise ValueError("data.tables: 'customers' is required by the contract")
+    tables: dict[str, ibis.Table] = {}
+    for name, mapping in mappings.items():
+        path = folder / mapping.file
+        if not path.exists():
+            if name == "customers":
+                raise FileNotFoundError(f"table 'customers' is required but {path} does not exist")
+            continue
+        tables[name] = read_table(con, path)
+    if not set(tables) & set(ACTIVITY_TABLES):
+        raise ValueError(
+            f"{folder}: the contract needs at least one activity table besides customers "
+            f"({', '.join(ACTIVITY_TABLES)}); none was found"
+        )
+    return tables
+
+
+def open_contract_tables(con: ibis.BaseBackend, folder: Path) -> dict[str, ibis.Table]:
+    """Open the validated tables (contract names, one `<table>.parquet` each) written by validate."""
+    folder = Path(folder)
+    tables = {
+        name: con.read_parquet(str(folder / f"{name}.parquet"))
+        for name in CONTRACT
+        if (folder / f"{name}.parquet").exists()
+    }
+    if "customers" not in tables:
+        raise FileNotFoundError(f"{folder}: no customers.parquet; run the validate stage first")
+    return tables

@@ -1,0 +1,24 @@
+"""The query engine: an embedded DuckDB behind Ibis, with bounded memory and a spill folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ibis
+
+
+def connect(
+    memory_limit: str | None = None, temp_directory: Path | None = None, threads: int | None = None
+) -> ibis.BaseBackend:
+    """An in-process DuckDB connection; past `memory_limit` DuckDB spills to `temp_directory`."""
+    config: dict[str, str | int] = {}
+    if memory_limit:
+        config["memory_limit"] = str(memory_limit)
+    if temp_directory:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(temp_directory)
+    if threads:
+        config["threads"] = int(threads)
+    # Row order of results must not depend on thread scheduling: outputs are byte-stable.
+    config["preserve_insertion_order"] = True
+    return ibis.duckdb.connect(**config)
