@@ -60,13 +60,14 @@ def test_hybrid_labels_match_hand_computed(tables):
         ("A", "02-01", 0), ("A", "03-01", 0), ("A", "04-01", 0),
         ("B", "02-01", 0), ("B", "03-01", 0), ("B", "04-01", 1),
         ("C", "02-01", 0), ("C", "03-01", 0), ("C", "04-01", 1), ("C", "06-01", 0),
-        ("D", "04-01", 0), ("D", "05-01", 1),
+        ("D", "04-01", 0),
     }
     assert summary.observed_until == "2024-07-01"
     # A Jun 1, A Jul 1, C Jul 1, D Jul 1: windows (plus grace for A) not yet observed
     assert summary.counts["unlabelled_window_not_observed"] == 4
-    # A May 1: its label is only known on Jun 7 (window + grace), after the first test cutoff
-    assert summary.counts["purged_label_overlaps_test"] == 1
+    # A May 1: its label is only known on Jun 7 (window + grace), after the first test cutoff,
+    # so the whole May 1 cutoff (A and D) is purged
+    assert summary.counts["purged_label_overlaps_test"] == 2
     definitions = dict(zip(obs.customer_id, obs.definition))
     assert definitions == {"A": "subscription", "B": "subscription", "C": "inactivity", "D": "inactivity"}
 
@@ -75,8 +76,8 @@ def test_split_is_by_time(tables):
     obs, _ = build(tables)
     split = {(r.customer_id, f"{r.cutoff:%m-%d}"): r.split for r in obs.itertuples()}
     assert split[("C", "06-01")] == "test"
-    assert split[("D", "05-01")] == "valid"
-    assert {s for (c, d), s in split.items() if d in {"02-01", "03-01", "04-01"}} == {"train"}
+    assert {s for (c, d), s in split.items() if d == "04-01"} == {"valid"}
+    assert {s for (c, d), s in split.items() if d in {"02-01", "03-01"}} == {"train"}
     # every train cutoff precedes every valid cutoff, which precede every test cutoff
     by = obs.groupby("split").cutoff
     assert by.max()["train"] < by.min()["valid"] <= by.max()["valid"] < by.min()["test"]

@@ -23,7 +23,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it replaces `target` (a file or a folder)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    # the suffix stays last, for writers that pick a format from it (XGBoost, matplotlib)
+    tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:8]}{target.suffix}")
     try:
         yield tmp
         if tmp.is_dir():

@@ -83,9 +83,23 @@ def observed_until(tables: dict[str, ibis.Table]) -> datetime:
     return pd.Timestamp(max(latest)).normalize().to_pydatetime() + timedelta(days=1)
 
 
-def first_day(tables: dict[str, ibis.Table]) -> datetime:
-    value = tables["customers"].signup_date.min().execute()
-    return pd.Timestamp(value).normalize().to_pydatetime()
+def history_start(tables: dict[str, ibis.Table]) -> datetime:
+    """Midnight of the first day on which every activity table is recording.
+
+    Sources often start at different times (a contract history reaching back years, an event
+    log switched on last year); before all have started, zeros would mean "not recorded", not
+    "did nothing", so no cutoff should be placed there.
+    """
+    earliest = []
+    for name, column in (("events", "timestamp"), ("orders", "timestamp"), ("feedback", "timestamp"),
+                         ("subscriptions", "start_date")):
+        if name in tables:
+            value = tables[name][column].min().execute()
+            if value is not None and not pd.isna(value):
+                earliest.append(pd.Timestamp(value))
+    if not earliest:
+        raise ValueError("no activity rows at all: cannot tell when the data starts")
+    return max(earliest).normalize().to_pydatetime()
 
 
 def cutoff_grid(start: datetime, end: datetime, freq: str = "MS") -> list[datetime]:
@@ -243,8 +257,13 @@ def label_rows(
 
 
 def split_by_cutoff(frame: pd.DataFrame, split: SplitSpec, by_fraction: bool) -> pd.DataFrame:
-    """Assign train / valid / test by time, never at random; purge rows whose label is not yet
-    known at the first test cutoff (their label window reaches into the test period)."""
+    """Assign train / valid / test by time, never at random.
+
+    Purging: a label only known after the first test cutoff (its window, plus grace, reaches into
+    the test period) would let training peek at the test period. On a cutoff grid the whole
+    cutoff goes, so every split keeps the same mix of customers; with custom label times, where
+    cutoffs differ per customer, the row goes.
+    """
     frame = frame.copy()
     if frame.empty:
         frame["split"] = pd.Series(dtype="string")
@@ -268,6 +287,8 @@ def split_by_cutoff(frame: pd.DataFrame, split: SplitSpec, by_fraction: bool) ->
     before = ~is_test
     if split.purge:
         leaky = before & (frame["label_known_at"] > test_start)
+        if not by_fraction:
+            leaky = before & frame["cutoff"].isin(frame.loc[leaky, "cutoff"].unique())
         frame.loc[leaky, "split"] = "purged"
         before = before & ~leaky
     remaining = frame.loc[before, "cutoff"]
@@ -309,7 +330,7 @@ def build_observations(
         labelled = label_rows(tables, rows, spec, until, spec.fallback).to_pandas()
         frame = _apply_user_labels(labelled, user_labels, spec)
     else:
-        grid_start = start or (first_day(tables) + timedelta(days=min_history_days))
+        grid_start = start or (history_start(tables) + timedelta(days=min_history_days))
         grid_end = end or until
         cutoffs = cutoff_grid(grid_start, grid_end, freq)
         if not cutoffs:

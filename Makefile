@@ -1,0 +1,56 @@
+# The two commands: `make run` and `make test`. Both build .venv first when it is missing.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+DATASET := data/raw/default
+
+# Offline by design: no usage telemetry from MLflow or DVC.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test install data params ui bench clean
+
+## run: set up, generate the default dataset if missing, run every DVC stage
+run: install data
+	dvc repro
+	@echo
+	@echo "Scores:        data/scores/scores.parquet  (summary: data/scores/scores_summary.json)"
+	@echo "Test metrics:  reports/metrics.json        (dvc metrics show)"
+	@echo "MLflow UI:     make ui, then open http://127.0.0.1:5000 (experiment 'churnml', model 'churnml@champion')"
+
+## test: set up and run the test suite
+test: install
+	pytest
+
+## install: create .venv and install churnml with the pinned versions
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+## data: generate the embedded default dataset (5,000 customers, 18 months)
+data: $(DATASET)/customers.parquet
+
+$(DATASET)/customers.parquet: | $(STAMP)
+	churnml generate --out $(DATASET)
+
+## params: recompose params.yaml from conf/ (DVC does this itself on `dvc exp run`)
+params: install
+	python -m churnml.params
+
+## ui: the MLflow UI on http://127.0.0.1:5000
+ui: install
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+## clean: remove generated data, models, reports and tracking (keeps .venv)
+clean:
+	rm -rf data/raw/default data/interim data/processed data/scores models reports mlflow.db mlartifacts

@@ -1,0 +1,46 @@
+"""What every stage entry does first: read params.yaml once, open the engine and the data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import ibis
+
+from churnml.contract import open_contract_tables
+from churnml.engine import connect
+from churnml.params import load_params
+from churnml.settings import engine_options
+
+# MLflow and DVC stay offline: no usage telemetry from a pipeline run.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def start(stage: str) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stdout)
+    logging.getLogger("churnml").setLevel(logging.INFO)
+    return load_params()
+
+
+def engine(params: dict[str, Any]) -> ibis.BaseBackend:
+    return connect(**engine_options(params["engine"]))
+
+
+def validated_tables(params: dict[str, Any], con: ibis.BaseBackend) -> dict[str, ibis.Table]:
+    return open_contract_tables(con, Path(params["paths"]["validated"]))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'model': {'max_depth': 6}} -> {'model.max_depth': 6}, for MLflow params."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

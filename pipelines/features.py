@@ -1,0 +1,41 @@
+"""DVC stage features: validated tables + observations -> the feature table and its catalog."""
+
+import sys
+from pathlib import Path
+
+import common
+
+from churnml.catalog import catalog_frame
+from churnml.features import build_features, feature_catalog, plan_features
+from churnml.io import atomic_path, write_json
+
+
+def main() -> int:
+    params = common.start("features")
+    features, paths = params["features"], params["paths"]
+    con = common.engine(params)
+    tables = common.validated_tables(params, con)
+    observations = con.read_parquet(paths["observations"])
+    spec = plan_features(
+        tables,
+        families=features["families"],
+        windows=features["windows"],
+        negative_score_threshold=features["negative_score_threshold"],
+        event_types=features.get("event_types"),
+        feedback_kinds=features.get("feedback_kinds"),
+        attributes=params["data"]["tables"]["customers"].get("attributes"),
+        max_levels=int(features["max_levels"]),
+    )
+    table = build_features(tables, observations, spec)
+    with atomic_path(Path(paths["features"])) as tmp:
+        con.to_parquet(table, str(tmp))
+    catalog = catalog_frame(feature_catalog(spec))
+    with atomic_path(Path(paths["catalog"])) as tmp:
+        catalog.to_csv(tmp, index=False)
+    write_json(spec.to_dict(), Path(paths["features"]).with_name("feature_spec.json"))
+    print(f"  {len(catalog)} features in families {', '.join(spec.families)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The model matrix and XGBoost training.
+
+Categorical features are encoded to the integer codes of the levels fixed at training time and
+handed to XGBoost's native categorical support; a level first seen at scoring time becomes
+missing, which every tree already has a learned direction for. The feature spec travels inside
+the booster (as an attribute), so a registered model carries everything scoring needs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from churnml.catalog import FeatureInfo
+from churnml.features import FeatureSpec, feature_catalog
+
+SPEC_ATTR = "churnml_feature_spec"
+
+
+def design_matrix(features: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Model input: numeric features as float, categorical ones as codes of the spec's levels."""
+    catalog = feature_catalog(spec)
+    missing = [info.name for info in catalog if info.name not in features.columns]
+    if missing:
+        raise ValueError(f"features missing for the model: {missing}")
+    columns: dict[str, np.ndarray] = {}
+    for info in catalog:
+        values = features[info.name]
+        if info.kind == "categorical":
+            levels = spec.levels.get(info.name, [])
+            codes = pd.Categorical(values.astype("string"), categories=levels).codes.astype("float64")
+            codes[codes < 0] = np.nan  # unseen level or missing
+            columns[info.name] = codes
+        else:
+            columns[info.name] = pd.to_numeric(values, errors="raise").astype("float64").to_numpy()
+    return pd.DataFrame(columns, index=features.index)
+
+
+def feature_types(catalog: list[FeatureInfo]) -> list[str]:
+    return ["c" if info.kind == "categorical" else "q" for info in catalog]
+
+
+def to_dmatrix(matrix: pd.DataFrame, spec: FeatureSpec, label: np.ndarray | None = None) -> xgb.DMatrix:
+    catalog = feature_catalog(spec)
+    return xgb.DMatrix(
+        matrix.to_numpy(dtype="float64"),
+        label=label,
+        feature_names=[info.name for info in catalog],
+        feature_types=feature_types(catalog),
+        enable_categorical=True,
+        missing=np.nan,
+    )
+
+
+def booster_params(model: dict, seed: int, nthread: int | None) -> dict:
+    """XGBoost parameters from the `model` config section (plain values only)."""
+    params = {
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "device": model.get("device", "cpu"),
+        "eval_metric": model.get("eval_metric", "logloss"),
+        "seed": int(seed),
+    }
+    for key in ("max_depth", "learning_rate", "min_child_weight", "subsample", "colsample_bytree",
+                "reg_lambda", "reg_alpha", "max_bin", "max_cat_to_onehot"):
+        if model.get(key) is not None:
+            params[key] = model[key]
+    if nthread:
+        params["nthread"] = int(nthread)
+    return params
+
+
+def train_booster(
+    train: tuple[pd.DataFrame, np.ndarray],
+    valid: tuple[pd.DataFrame, np.ndarray],
+    spec: FeatureSpec,
+    params: dict,
+    num_boost_round: int,
+    early_stopping_rounds: int,
+) -> xgb.Booster:
+    """Fit on `train`, stopping early on `valid` (a slice that precedes the test cutoffs)."""
+    dtrain = to_dmatrix(train[0], spec, train[1])
+    dvalid = to_dmatrix(valid[0], spec, valid[1])
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=num_boost_round,
+        evals=[(dtrain, "train"), (dvalid, "valid")],
+        early_stopping_rounds=early_stopping_rounds,
+        verbose_eval=False,
+    )
+    # keep only the trees up to the best iteration, so every consumer predicts the same way
+    booster = booster[: booster.best_iteration + 1]
+    booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict(), sort_keys=True)})
+    return booster
+
+
+def spec_of(booster: xgb.Booster) -> FeatureSpec:
+    raw = booster.attr(SPEC_ATTR)
+    if raw is None:
+        raise ValueError("this model carries no churnml feature spec; was it trained by churnml?")
+    return FeatureSpec.from_dict(json.loads(raw))
+
+
+def predict_proba(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    return booster.predict(to_dmatrix(matrix, spec))

@@ -1,0 +1,71 @@
+"""MLflow: where runs go, the registry, and the champion alias.
+
+Set up by the entry points, never at import. `MLFLOW_TRACKING_URI`, when set, wins over the
+configured URI, so a shared server needs no config change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import xgboost as xgb
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+
+def configure(uri: str, experiment: str, artifact_location: str | None = None) -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns its id."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or uri
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        mlflow.set_experiment(experiment_id=found.experiment_id)
+        return found.experiment_id
+    location = None
+    if artifact_location and "://" not in artifact_location:
+        location = Path(artifact_location).resolve().as_uri()
+    elif artifact_location:
+        location = artifact_location
+    experiment_id = client.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def champion_version(name: str, alias: str) -> str | None:
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        return None
+
+
+def crown_if_vacant(name: str, version: str, alias: str) -> bool:
+    """Give `version` the champion alias when no model holds it yet. Returns whether it did."""
+    if champion_version(name, alias) is not None:
+        return False
+    MlflowClient().set_registered_model_alias(name, alias, version)
+    return True
+
+
+def load_booster(model_uri: str) -> tuple[xgb.Booster, str]:
+    """Load a registered XGBoost model; returns it with the version the URI resolved to."""
+    try:
+        booster = mlflow.xgboost.load_model(model_uri)
+    except MlflowException as error:
+        raise RuntimeError(
+            f"cannot load model '{model_uri}' from the tracking store {mlflow.get_tracking_uri()}: {error}. "
+            f"Train one first (dvc repro / make run), or pass another --model."
+        ) from error
+    return booster, _version_of(model_uri)
+
+
+def _version_of(model_uri: str) -> str:
+    if not model_uri.startswith("models:/"):
+        return model_uri
+    name, _, ref = model_uri[len("models:/"):].partition("@")
+    if ref:
+        return str(MlflowClient().get_model_version_by_alias(name, ref).version)
+    name, _, version = model_uri[len("models:/"):].partition("/")
+    return version or model_uri

@@ -1,0 +1,148 @@
+"""Features on a tiny hand-made dataset, each expected value worked out by hand,
+and a property test: rows at or after a cutoff never change that cutoff's features."""
+
+import math
+
+import ibis
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from churnml.engine import connect
+from churnml.features import build_features, feature_catalog, plan_features
+
+ALL = dict(engagement=True, purchase=True, feedback=True, subscription=True, profile=True)
+
+
+def T(values):
+    return pd.to_datetime(values, format="ISO8601")
+
+
+def frames():
+    return dict(
+        customers=pd.DataFrame({"customer_id": ["A", "B"], "signup_date": T(["2024-01-01", "2024-02-01"]),
+                                "plan": ["basic", "pro"], "price": [10.0, 20.0]}),
+        events=pd.DataFrame({
+            "customer_id": ["A"] * 5,
+            "timestamp": T(["2024-01-05 10:00", "2024-02-20 09:00", "2024-02-20 18:00", "2024-03-25 12:00", "2024-04-01 00:00"]),
+            "event_type": ["login", "login", "view", "login", "login"],
+            "value": [1.0, None, 2.0, 3.0, 100.0]}),
+        orders=pd.DataFrame({"customer_id": ["A", "A", "B"], "timestamp": T(["2024-01-10", "2024-03-10", "2024-03-30"]),
+                             "amount": [10.0, 30.0, 5.0]}),
+        feedback=pd.DataFrame({"customer_id": ["A", "A", "A"], "timestamp": T(["2024-02-01", "2024-03-20", "2024-03-28"]),
+                               "score": [9.0, 3.0, None], "kind": ["nps", "rating", "complaint"]}),
+        subscriptions=pd.DataFrame({"customer_id": ["A", "A"], "start_date": T(["2024-01-01", "2024-03-01"]),
+                                    "end_date": T(["2024-03-01", None]), "plan": ["basic", "pro"], "mrr": [10.0, 20.0]}),
+    )
+
+
+OBS = pd.DataFrame({"customer_id": ["A", "B", "A"], "cutoff": T(["2024-04-01", "2024-04-01", "2024-03-01"])})
+
+
+def build(data, obs=OBS, families=ALL, spec=None):
+    connect()
+    tables = {k: ibis.memtable(v) for k, v in data.items()}
+    spec = spec or plan_features(tables, families=families, windows=[7, 30, 90])
+    out = build_features(tables, ibis.memtable(obs), spec).to_pandas()
+    return out.set_index(["customer_id", out.cutoff.dt.strftime("%m-%d")]), spec
+
+
+@pytest.fixture(scope="module")
+def feats():
+    return build(frames())[0]
+
+
+def close(a, b):
+    return (a is None or (isinstance(a, float) and math.isnan(a))) if b is None else a == pytest.approx(b)
+
+
+HAND = {
+    # A at Apr 1: events Jan 5, Feb 20 (x2), Mar 25 12:00; the event at Apr 1 00:00 is not before the cutoff
+    ("A", "04-01"): dict(eng_events_7d=1, eng_events_30d=1, eng_events_90d=4, eng_active_days_90d=3,
+                         eng_login_90d=3, eng_view_90d=1, eng_value_90d=6.0, eng_trend_30_60=(1 - 1.5) / 2.5,
+                         eng_days_since_last_event=6.5,
+                         pur_orders_30d=1, pur_spend_30d=30.0, pur_orders_total=2, pur_spend_total=40.0,
+                         pur_days_since_last_order=22.0, pur_days_since_first_order=82.0, pur_mean_gap_days=60.0,
+                         pur_overdue_ratio=22 / 60,
+                         fb_count_7d=1, fb_mean_score_7d=None, fb_complaints_7d=1, fb_count_30d=2,
+                         fb_mean_score_30d=3.0, fb_negative_30d=1, fb_mean_score_90d=6.0, fb_last_score=3.0,
+                         fb_days_since_last=4.0,
+                         sub_active=1, sub_count=2, sub_plan="pro", sub_mrr=20.0, sub_tenure_days=91.0,
+                         prof_days_since_signup=91.0, prof_plan="basic", prof_price=10.0),
+    # A at Mar 1: the first subscription ends on Mar 1 itself, so it still runs; the second starts then
+    ("A", "03-01"): dict(eng_events_30d=2, eng_events_90d=3, eng_value_30d=2.0, eng_trend_30_60=(2 - 0.5) / 2.5,
+                         eng_days_since_last_event=9.25, pur_orders_total=1, pur_mean_gap_days=None,
+                         fb_last_score=9.0, sub_active=1, sub_count=1, sub_plan="basic", sub_mrr=10.0),
+    # B: no events, feedback or subscriptions: counts are 0, recencies and means are missing
+    ("B", "04-01"): dict(eng_events_90d=0, eng_trend_30_60=0.0, eng_days_since_last_event=None,
+                         pur_orders_7d=1, pur_days_since_last_order=2.0, pur_mean_gap_days=None,
+                         fb_count_90d=0, fb_mean_score_90d=None, fb_last_score=None, fb_days_since_last=None,
+                         sub_active=0, sub_count=0, sub_mrr=0.0, sub_tenure_days=None, sub_plan=None,
+                         prof_plan="pro", prof_price=20.0),
+}
+
+
+@pytest.mark.parametrize("row", list(HAND))
+def test_hand_computed_values(feats, row):
+    got = feats.loc[row]
+    wrong = {k: (got[k], v) for k, v in HAND[row].items() if not close(got[k], v)}
+    assert not wrong, f"{row}: (got, expected) {wrong}"
+
+
+def test_columns_follow_the_catalog():
+    feats, spec = build(frames())
+    names = [info.name for info in feature_catalog(spec)]
+    assert list(feats.columns) == ["cutoff", *names]
+    assert len(names) == len(set(names))
+
+
+def test_absent_tables_skip_their_families():
+    data = {k: v for k, v in frames().items() if k in ("customers", "orders")}
+    feats, spec = build(data)
+    assert spec.families == ["purchase", "profile"]
+    assert not [c for c in feats.columns if c.startswith(("eng_", "fb_", "sub_"))]
+    assert feats.loc[("A", "04-01"), "pur_orders_total"] == 2
+
+
+def test_families_can_be_switched_off():
+    _, spec = build(frames(), families={**ALL, "feedback": False, "profile": False})
+    assert spec.families == ["engagement", "purchase", "subscription"]
+
+
+# ---- point in time: nothing at or after a cutoff may change that cutoff's features
+
+CUTOFF = pd.Timestamp("2024-03-01")
+offsets = st.integers(min_value=0, max_value=60 * 24 * 60)  # minutes at or after the cutoff
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    shifts=st.lists(offsets, min_size=1, max_size=4),
+    amount=st.floats(min_value=0, max_value=1e4, allow_nan=False),
+    end_shift=offsets,
+    drop_future=st.booleans(),
+)
+def test_rows_at_or_after_the_cutoff_never_change_its_features(shifts, amount, end_shift, drop_future):
+    base = frames()
+    obs = pd.DataFrame({"customer_id": ["A", "B"], "cutoff": [CUTOFF, CUTOFF]})
+    before, spec = build(base, obs=obs)
+    future = [CUTOFF + pd.Timedelta(minutes=m) for m in shifts]
+    n = len(future)
+    added = dict(
+        events=pd.DataFrame({"customer_id": ["B"] * n, "timestamp": future, "event_type": ["view"] * n, "value": amount}),
+        orders=pd.DataFrame({"customer_id": ["B"] * n, "timestamp": future, "amount": amount}),
+        feedback=pd.DataFrame({"customer_id": ["A"] * n, "timestamp": future, "score": 0.0, "kind": "complaint"}),
+        subscriptions=pd.DataFrame({"customer_id": ["B"] * n, "start_date": future, "end_date": pd.NaT,
+                                    "plan": "pro", "mrr": amount}),
+    )
+    changed = {k: pd.concat([v, added[k]], ignore_index=True) if k in added else v for k, v in base.items()}
+    # A's open subscription now ends at or after the cutoff: the end is the future, unseen
+    subs = changed["subscriptions"]
+    subs.loc[subs.end_date.isna() & (subs.customer_id == "A"), "end_date"] = CUTOFF + pd.Timedelta(minutes=end_shift)
+    if drop_future:  # delete the rows at or after the cutoff the fixture already had
+        for name in ("events", "orders", "feedback"):
+            frame = changed[name]
+            changed[name] = frame[frame.timestamp < CUTOFF]
+    after, _ = build(changed, obs=obs, spec=spec)
+    pd.testing.assert_frame_equal(before, after)
