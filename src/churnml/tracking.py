@@ -36,7 +36,7 @@ def configure(uri: str, experiment: str, artifact_location: str | None = None) -
 
 def champion_version(name: str, alias: str) -> str | None:
     try:
-        return MlflowClient().get_model_version_by_alias(name, alias).version
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
