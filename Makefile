@@ -43,9 +43,9 @@ data: $(DATASET)/customers.parquet
 $(DATASET)/customers.parquet: | $(STAMP)
 	churnml generate --out $(DATASET)
 
-## params: recompose params.yaml from conf/ (DVC does this itself on `dvc exp run`)
+## params: recompose params.yaml from conf/ (DVC does this itself on `dvc exp run`); ARGS="data=mine labels=inactivity"
 params: install
-	python -m churnml.params
+	python -m churnml.params $(ARGS)
 
 ## ui: the MLflow UI on http://127.0.0.1:5000
 ui: install
