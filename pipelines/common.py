@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import pandas as pd
+import xgboost as xgb
 
 from churnml.contract import open_contract_tables
 from churnml.engine import connect
+from churnml.io import read_json
 from churnml.params import load_params
 from churnml.settings import engine_options
+from churnml.training import labelled_rows
 
 # MLflow and DVC stay offline: no usage telemetry from a pipeline run.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -32,6 +36,18 @@ def engine(params: dict[str, Any]) -> ibis.BaseBackend:
 
 def validated_tables(params: dict[str, Any], con: ibis.BaseBackend) -> dict[str, ibis.Table]:
     return open_contract_tables(con, Path(params["paths"]["validated"]))
+
+
+def labelled(params: dict[str, Any]) -> pd.DataFrame:
+    """The feature table joined to each observation's label and split."""
+    paths = params["paths"]
+    return labelled_rows(pd.read_parquet(paths["features"]), pd.read_parquet(paths["observations"]))
+
+
+def trained_model(params: dict[str, Any]) -> tuple[xgb.Booster, dict[str, Any]]:
+    """The model the train stage wrote, and its record (MLflow run id, registry version)."""
+    model_dir = Path(params["paths"]["model_dir"])
+    return xgb.Booster(model_file=str(model_dir / "model.ubj")), read_json(model_dir / "train.json")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

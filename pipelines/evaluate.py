@@ -5,23 +5,20 @@ from pathlib import Path
 
 import common
 import mlflow
-import pandas as pd
-import xgboost as xgb
 
 from churnml import tracking
 from churnml.evaluate import curves, ranking_metrics
-from churnml.io import atomic_path, read_json, write_json
+from churnml.io import atomic_path, write_json
 from churnml.model import predict_proba, spec_of
-from churnml.training import labelled_rows, split_xy
+from churnml.training import split_xy
 
 
 def main() -> int:
     params = common.start("evaluate")
     paths, track = params["paths"], params["tracking"]
-    booster = xgb.Booster(model_file=str(Path(paths["model_dir"]) / "model.ubj"))
+    booster, trained = common.trained_model(params)
     spec = spec_of(booster)
-    trained = read_json(Path(paths["model_dir"]) / "train.json")
-    rows = labelled_rows(pd.read_parquet(paths["features"]), pd.read_parquet(paths["observations"]))
+    rows = common.labelled(params)
     x_test, y_test = split_xy(rows, spec, "test")
     scores = predict_proba(booster, x_test, spec)
     metrics = ranking_metrics(y_test, scores, float(params["evaluate"]["top_fraction"]))

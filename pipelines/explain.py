@@ -6,23 +6,20 @@ from pathlib import Path
 import common
 import mlflow
 import pandas as pd
-import xgboost as xgb
 
 from churnml import tracking
 from churnml.explain import explain_rows, summary_plot
 from churnml.features import CUSTOMER_KEYS
-from churnml.io import atomic_path, read_json, write_parquet
+from churnml.io import atomic_path, write_parquet
 from churnml.model import design_matrix, predict_proba, spec_of
-from churnml.training import labelled_rows
 
 
 def main() -> int:
     params = common.start("explain")
     paths, track = params["paths"], params["tracking"]
-    booster = xgb.Booster(model_file=str(Path(paths["model_dir"]) / "model.ubj"))
+    booster, trained = common.trained_model(params)
     spec = spec_of(booster)
-    trained = read_json(Path(paths["model_dir"]) / "train.json")
-    rows = labelled_rows(pd.read_parquet(paths["features"]), pd.read_parquet(paths["observations"]))
+    rows = common.labelled(params)
     test = rows[rows["split"] == "test"].reset_index(drop=True)
     matrix = design_matrix(test, spec)
     reasons, shap_values = explain_rows(booster, test, matrix, spec, k=3)

@@ -6,21 +6,20 @@ from pathlib import Path
 
 import common
 import mlflow
-import pandas as pd
 from mlflow.models import infer_signature
 
 from churnml import tracking
 from churnml.features import FeatureSpec
 from churnml.io import atomic_path, read_json, write_json
 from churnml.model import booster_params, train_booster
-from churnml.training import labelled_rows, split_xy
+from churnml.training import split_xy
 
 
 def main() -> int:
     params = common.start("train")
     paths, model_cfg, track = params["paths"], params["model"], params["tracking"]
     spec = FeatureSpec.from_dict(read_json(Path(paths["features"]).with_name("feature_spec.json")))
-    rows = labelled_rows(pd.read_parquet(paths["features"]), pd.read_parquet(paths["observations"]))
+    rows = common.labelled(params)
     train, valid = split_xy(rows, spec, "train"), split_xy(rows, spec, "valid")
     xgb_params = booster_params(model_cfg, params["seed"], params["train"].get("nthread"))
 

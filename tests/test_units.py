@@ -1,0 +1,62 @@
+"""Small pieces checked against answers worked out by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnml.catalog import FeatureInfo
+from churnml.evaluate import ranking_metrics, top_fraction_lift
+from churnml.explain import top_reasons
+from churnml.io import write_parquet
+from churnml.score import risk_tier
+
+
+def test_top_decile_lift_by_hand():
+    # 20 customers, 4 churners (rate 0.2); the top 10% (2 customers) holds 1 churner (rate 0.5)
+    y = np.array([1, 0] + [1, 1, 1] + [0] * 15)
+    scores = np.linspace(1, 0, 20)
+    assert top_fraction_lift(y, scores, 0.1) == pytest.approx(0.5 / 0.2)
+    assert top_fraction_lift(y, scores, 0.25) == pytest.approx((4 / 5) / 0.2)
+
+
+def test_ranking_metrics_perfect_and_reversed():
+    y = np.array([0, 0, 1, 1])
+    assert ranking_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))["roc_auc"] == 1.0
+    assert ranking_metrics(y, np.array([0.9, 0.8, 0.2, 0.1]))["roc_auc"] == 0.0
+    # average precision of the reversed ranking: churners at ranks 3 and 4 -> (1/3 + 2/4) / 2
+    assert ranking_metrics(y, np.array([0.9, 0.8, 0.2, 0.1]))["pr_auc"] == pytest.approx((1 / 3 + 2 / 4) / 2)
+
+
+def test_risk_tiers_take_the_highest_threshold_reached():
+    tiers = risk_tier(np.array([0.0, 0.19, 0.2, 0.49, 0.5, 1.0]), {"high": 0.5, "medium": 0.2, "low": 0.0})
+    assert list(tiers) == ["low", "low", "medium", "medium", "high", "high"]
+
+
+def test_reasons_are_the_largest_risk_raising_contributions():
+    catalog = [FeatureInfo("logins_30d", "engagement", 30, "numeric", "Logins in the last 30 days: {value}"),
+               FeatureInfo("days_idle", "engagement", None, "numeric", "Time since the last activity: {value}", "days"),
+               FeatureInfo("plan", "profile", None, "categorical", "Plan: {value}")]
+    raw = pd.DataFrame({"logins_30d": [2.0, 10.0], "days_idle": [40.0, 1.0], "plan": ["basic", None]})
+    shap = np.array([[0.3, 0.9, -0.2], [-0.5, -0.1, 0.2]])
+    reasons = top_reasons(shap, raw, catalog, k=2)
+    assert list(reasons["reason_1"]) == ["Time since the last activity: 40 days", "Plan: none recorded"]
+    assert reasons.loc[0, "reason_2"] == "Logins in the last 30 days: 2"
+    # only risk-raising contributions are reasons: the second customer has one
+    assert pd.isna(reasons.loc[1, "reason_2"])
+    assert reasons.loc[0, "reason_1_contribution"] == pytest.approx(0.9)
+
+
+def test_a_crash_mid_write_leaves_the_previous_output(tmp_path, monkeypatch):
+    target = tmp_path / "scores.parquet"
+    write_parquet(pd.DataFrame({"a": [1, 2]}), target)
+
+    def crash(self, path, **kwargs):
+        open(path, "wb").write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", crash)
+    with pytest.raises(OSError):
+        write_parquet(pd.DataFrame({"a": [3]}), target)
+    monkeypatch.undo()
+    assert pd.read_parquet(target)["a"].tolist() == [1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
