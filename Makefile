@@ -51,6 +51,10 @@ params: install
 ui: install
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+## bench: feature-build benchmark (200k customers, ~20M events); BENCH_ARGS=--large adds 1M / ~100M
+bench: install
+	python benchmarks/features.py $(BENCH_ARGS)
+
 ## clean: remove generated data, models, reports and tracking (keeps .venv)
 clean:
 	rm -rf data/raw/default data/interim data/processed data/scores models reports mlflow.db mlartifacts

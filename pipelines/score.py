@@ -9,12 +9,17 @@ from pathlib import Path
 import common
 
 from churnml.cli import score_dataset
+from churnml.validate import ValidationError
 
 
 def main() -> int:
     common.start("score")
-    score_dataset(params_path=Path("params.yaml"), data_dir=None, as_of=None, model_uri=None, out=None,
-                  top_k=None, explain=None)
+    try:
+        score_dataset(params_path=Path("params.yaml"), data_dir=None, as_of=None, model_uri=None, out=None,
+                      top_k=None, explain=None)
+    except (ValueError, RuntimeError, FileNotFoundError, ValidationError) as error:
+        print(f"score: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

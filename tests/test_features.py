@@ -65,20 +65,33 @@ HAND = {
                          pur_orders_30d=1, pur_spend_30d=30.0, pur_orders_total=2, pur_spend_total=40.0,
                          pur_days_since_last_order=22.0, pur_days_since_first_order=82.0, pur_mean_gap_days=60.0,
                          pur_overdue_ratio=22 / 60,
-                         fb_count_7d=1, fb_mean_score_7d=None, fb_complaints_7d=1, fb_count_30d=2,
-                         fb_mean_score_30d=3.0, fb_negative_30d=1, fb_mean_score_90d=6.0, fb_last_score=3.0,
-                         fb_days_since_last=4.0,
-                         sub_active=1, sub_count=2, sub_plan="pro", sub_mrr=20.0, sub_tenure_days=91.0,
+                         # logins Jan 5, Feb 20, Mar 25 of 4 events; views: Feb 20 18:00 only
+                         eng_login_days_since_last=6.5, eng_view_days_since_last=40.25, eng_login_share_90d=0.75,
+                         eng_view_trend_30_60=-1.0,
+                         # spend 30 in the last 30 days, 10 in the 60 before (5 per 30 days)
+                         pur_mean_spend_30d=30.0, pur_max_spend_90d=30.0, pur_std_gap_days=None,
+                         pur_spend_trend_30_60=(30 - 5) / (30 + 5),
+                         fb_count_7d=1, fb_mean_score_7d=None, fb_complaint_7d=1, fb_count_30d=2,
+                         fb_mean_score_30d=3.0, fb_min_score_30d=3.0, fb_negative_share_30d=1.0,
+                         fb_negative_share_90d=0.5, fb_mean_score_90d=6.0, fb_last_score=3.0, fb_days_since_last=4.0,
+                         fb_days_since_last_negative=12.0, fb_nps_90d=1, fb_nps_promoter_90d=1, fb_nps_detractor_90d=0,
+                         fb_score_trend_30_60=3.0 - 9.0,
+                         # Mar 1: basic (10) ends and pro (20) starts the same day: a plan change, an upgrade
+                         sub_active=1, sub_plan="pro", sub_mrr=20.0, sub_tenure_days=91.0, sub_plan_changes=1,
+                         sub_upgrades_30d=0, sub_upgrades_90d=1, sub_downgrades_90d=0, sub_past_subscriptions=0,
+                         sub_days_to_renewal=30.436875 - (31 - 30.436875),
                          prof_days_since_signup=91.0, prof_plan="basic", prof_price=10.0),
     # A at Mar 1: the first subscription ends on Mar 1 itself, so it still runs; the second starts then
     ("A", "03-01"): dict(eng_events_30d=2, eng_events_90d=3, eng_value_30d=2.0, eng_trend_30_60=(2 - 0.5) / 2.5,
                          eng_days_since_last_event=9.25, pur_orders_total=1, pur_mean_gap_days=None,
-                         fb_last_score=9.0, sub_active=1, sub_count=1, sub_plan="basic", sub_mrr=10.0),
+                         fb_last_score=9.0, sub_active=1, sub_plan="basic", sub_mrr=10.0, sub_plan_changes=0,
+                         sub_days_to_renewal=30.436875 - (60 - 30.436875)),
     # B: no events, feedback or subscriptions: counts are 0, recencies and means are missing
-    ("B", "04-01"): dict(eng_events_90d=0, eng_trend_30_60=0.0, eng_days_since_last_event=None,
+    ("B", "04-01"): dict(eng_events_90d=0, eng_trend_30_60=None, eng_days_since_last_event=None,
                          pur_orders_7d=1, pur_days_since_last_order=2.0, pur_mean_gap_days=None,
                          fb_count_90d=0, fb_mean_score_90d=None, fb_last_score=None, fb_days_since_last=None,
-                         sub_active=0, sub_count=0, sub_mrr=0.0, sub_tenure_days=None, sub_plan=None,
+                         sub_active=0, sub_plan_changes=0, sub_past_subscriptions=0, sub_mrr=0.0,
+                         sub_tenure_days=None, sub_plan=None, sub_days_to_renewal=None, pur_spend_trend_30_60=(5 - 0) / 5,
                          prof_plan="pro", prof_price=20.0),
 }
 
@@ -146,3 +159,14 @@ def test_rows_at_or_after_the_cutoff_never_change_its_features(shifts, amount, e
             changed[name] = frame[frame.timestamp < CUTOFF]
     after, _ = build(changed, obs=obs, spec=spec)
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_many_cutoffs_are_built_in_batches_with_the_same_values():
+    # 15 distinct cutoffs, one per customer-day: more than one pass (MAX_CUTOFFS_PER_PASS = 12)
+    days = pd.date_range("2024-03-01", periods=15, freq="D")
+    obs = pd.DataFrame({"customer_id": ["A", "B"] * 8, "cutoff": list(days) + [days[0]]}).drop_duplicates()
+    together, spec = build(frames(), obs=obs)
+    for day in (days[0], days[7], days[14]):
+        alone, _ = build(frames(), obs=obs[obs.cutoff == day], spec=spec)
+        pd.testing.assert_frame_equal(together.loc[alone.index].sort_index(), alone.sort_index())
+    assert len(together) == len(obs)

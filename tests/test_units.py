@@ -60,3 +60,20 @@ def test_a_crash_mid_write_leaves_the_previous_output(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert pd.read_parquet(target)["a"].tolist() == [1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_a_model_whose_features_differ_from_the_code_is_refused_before_scoring():
+    import json
+
+    import xgboost as xgb
+
+    from churnml.features import FeatureSpec
+    from churnml.model import SPEC_ATTR, spec_of
+
+    spec = FeatureSpec(families=["profile"], windows=[30], attributes={"price": "numeric"})
+    data = xgb.DMatrix(np.array([[1.0, 2.0], [3.0, 4.0]]), label=[0, 1],
+                       feature_names=["prof_days_since_signup", "prof_old_name"])
+    booster = xgb.train({"objective": "binary:logistic"}, data, num_boost_round=1)
+    booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict())})
+    with pytest.raises(ValueError, match=r"missing: \['prof_old_name'\].*unexpected: \['prof_price'\]"):
+        spec_of(booster)

@@ -1,29 +1,33 @@
 """Point-in-time features: one implementation, for training and for scoring alike.
 
 `build_features(tables, observations, spec)` returns one row per (customer_id, cutoff) with
-features computed only from rows strictly before the cutoff. Cutoffs are midnights, so a day
-either lies wholly before a cutoff or not at all.
+features computed only from rows strictly before the cutoff. Cutoffs are midnights.
 
-How it stays fast and out of core: each activity table is first reduced to one row per
-customer and day; running (cumulative) totals are taken per customer in time order; then a
-single ASOF join reads those totals just before the cutoff and just before `cutoff - w` for every
-window w. A window's count is the difference of two running totals. No event is joined to more
-than one cutoff, so the work grows with the events plus the observations, not their product.
+Each feature is defined once, below, as its catalog entry together with its expression over the
+window aggregates of `churnml.windows` (one GROUP BY pass per activity table, whatever the
+number of cutoffs). `plan_features` fixes everything data-dependent (event types, feedback
+kinds, category levels) once, at training time; scoring reuses that `FeatureSpec`, so the
+columns always match.
 
-`plan_features` fixes everything data-dependent (event types, feedback kinds, category levels)
-once, at training time; scoring reuses that `FeatureSpec`, so the columns always match.
+Values for customers with no rows: counts and sums are 0; recencies, means, minima, maxima,
+shares, ratios and trends of nothing are missing (null), which XGBoost treats as its own case:
+"never happened" is not "happened 0 days ago".
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 from churnml.catalog import FeatureInfo
+from churnml.windows import At, Grid, day_bit, window_rows
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,14 @@ FAMILY_TABLE = {
 }
 CUSTOMER_KEYS = ["customer_id", "cutoff"]
 # feedback kinds whose rows count as complaints whatever their score
-COMPLAINT_KINDS = ("complaint", "ticket")
 SECONDS_PER_DAY = 86400.0
+# the trend compares the last 30 days with the 60 before; these windows are always computed
+TREND_RECENT, TREND_SPAN = 30, 90
+# NPS: promoters score 9-10, detractors 0-6 (on kind == "nps" rows)
+NPS_PROMOTER, NPS_DETRACTOR = 9.0, 6.0
+# observations with more distinct cutoffs than this are built in batches of cutoffs
+MAX_CUTOFFS_PER_PASS = 12
+AVG_MONTH_DAYS = 30.436875
 
 
 @dataclass
@@ -130,56 +140,237 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in str(text).lower()).strip("_") or "blank"
 
 
-# ---------------------------------------------------------------- the catalog
+# ---------------------------------------------------------------- feature definitions
+#
+# A bucketed family is a prefix, its measures (aggregates per customer and bucket) and its
+# features: (catalog entry, expression over `At`). The catalog is read off the same list, so a
+# feature exists in both or in neither.
+
+@dataclass(frozen=True)
+class Feature:
+    info: FeatureInfo
+    expr: Callable[[At], ir.Value]
+    # counts and sums are 0 for a customer with no rows at all; everything else is missing
+    zero_if_absent: bool = False
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    table: str
+    time_column: str
+    prefix: str
+    measures: Callable[[ir.Table], dict[str, ir.Scalar]]
+    features: list[Feature]
+
+
+def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
+    return ibis.ifelse(den > 0, num.cast("float64") / den.cast("float64"), None)
+
+
+def _trend(at: At, name: str) -> ir.FloatingValue:
+    """(recent - before) / (recent + before), per 30 days: -1 stopped, 0 steady, +1 new; missing
+    when there was nothing in either period."""
+    recent = at.sum(name, TREND_RECENT).cast("float64")
+    before = (at.sum(name, TREND_SPAN) - at.sum(name, TREND_RECENT)).cast("float64") * (
+        TREND_RECENT / (TREND_SPAN - TREND_RECENT))
+    return ibis.ifelse(recent + before > 0, (recent - before) / (recent + before), None)
+
+
+def _f(name: str, family: str, window: int | None, template: str, fn: Callable[[At], ir.Value],
+       unit: str = "", kind: str = "numeric") -> Feature:
+    return Feature(FeatureInfo(name, family, window, kind, template, unit), fn)
+
+
+def _n(name: str, family: str, window: int | None, template: str, fn: Callable[[At], ir.Value],
+       unit: str = "") -> Feature:
+    """A count or a sum: 0 when there is nothing."""
+    return Feature(FeatureInfo(name, family, window, "numeric", template, unit), fn, zero_if_absent=True)
+
+
+def _engagement(spec: FeatureSpec) -> Family:
+    types = {t: _slug(t) for t in spec.event_types}
+
+    def measures(ev: ir.Table) -> dict[str, ir.Scalar]:
+        m = {"n": ev.count(), "active": day_bit(ev.timestamp).bit_or(), "last": ev.timestamp.max()}
+        if spec.has_event_value:
+            m["value"] = ev.value.sum()
+        for t, s in types.items():
+            is_t = ev.event_type == t
+            m[f"t_{s}"] = is_t.cast("int64").sum()
+            m[f"last_{s}"] = ibis.ifelse(is_t, ev.timestamp, None).max()
+        return m
+
+    fam, top = "engagement", max(spec.windows)
+    feats: list[Feature] = []
+    for w in spec.windows:
+        feats.append(_n(f"eng_events_{w}d", fam, w, f"Activity events in the last {w} days: {{value}}",
+                        lambda at, w=w: at.sum("n", w)))
+        feats.append(_n(f"eng_active_days_{w}d", fam, w, f"Active days in the last {w} days: {{value}}",
+                        lambda at, w=w: at.days("active", w)))
+        if spec.has_event_value:
+            feats.append(_n(f"eng_value_{w}d", fam, w, f"Total event value in the last {w} days: {{value}}",
+                            lambda at, w=w: at.sum("value", w)))
+        for t, s in types.items():
+            feats.append(_n(f"eng_{s}_{w}d", fam, w, f"'{t}' events in the last {w} days: {{value}}",
+                            lambda at, w=w, s=s: at.sum(f"t_{s}", w)))
+    feats.append(_f("eng_days_since_last_event", fam, None, "Time since the last activity: {value}",
+                    lambda at: at.since(at.greatest("last")), "days"))
+    feats.append(_f("eng_trend_30_60", fam, TREND_SPAN, "Change in activity, last 30 days against the 60 before: {value}",
+                    lambda at: _trend(at, "n"), "ratio"))
+    for t, s in types.items():
+        feats.append(_f(f"eng_{s}_days_since_last", fam, None, f"Time since the last '{t}' event: {{value}}",
+                        lambda at, s=s: at.since(at.greatest(f"last_{s}")), "days"))
+        feats.append(_f(f"eng_{s}_trend_30_60", fam, TREND_SPAN, f"Change in '{t}' events, last 30 days against the 60 before: {{value}}",
+                        lambda at, s=s: _trend(at, f"t_{s}"), "ratio"))
+        feats.append(_f(f"eng_{s}_share_{top}d", fam, top, f"Share of '{t}' among events in the last {top} days: {{value}}",
+                        lambda at, s=s: _ratio(at.sum(f"t_{s}", top), at.sum("n", top)), "share"))
+    return Family(fam, "events", "timestamp", "e_", measures, feats)
+
+
+def _purchase(spec: FeatureSpec) -> Family:
+    def measures(orders: ir.Table) -> dict[str, ir.Scalar]:
+        return {"n": orders.count(), "spend": orders.amount.sum(), "spend_max": orders.amount.max(),
+                "last": orders.timestamp.max(), "first": orders.timestamp.min(),
+                "gap_sq": (orders.gap_days * orders.gap_days).sum()}
+
+    def mean_gap(at: At) -> ir.FloatingValue:
+        n = at.sum("n")
+        span = at.greatest("last").delta(at.least("first"), unit="second") / SECONDS_PER_DAY
+        return ibis.ifelse(n >= 2, span / (n - 1).cast("float64"), None)
+
+    def std_gap(at: At) -> ir.FloatingValue:
+        gaps = (at.sum("n") - 1).cast("float64")
+        mean = mean_gap(at)
+        var = at.sum("gap_sq") / gaps - mean * mean
+        return ibis.ifelse(gaps >= 2, ibis.greatest(var, 0.0).sqrt(), None)
+
+    fam = "purchase"
+    feats: list[Feature] = []
+    for w in spec.windows:
+        feats += [
+            _n(f"pur_orders_{w}d", fam, w, f"Purchases in the last {w} days: {{value}}", lambda at, w=w: at.sum("n", w)),
+            _n(f"pur_spend_{w}d", fam, w, f"Spend in the last {w} days: {{value}}", lambda at, w=w: at.sum("spend", w), "currency"),
+            _f(f"pur_mean_spend_{w}d", fam, w, f"Average purchase in the last {w} days: {{value}}",
+               lambda at, w=w: _ratio(at.sum("spend", w), at.sum("n", w)), "currency"),
+            _f(f"pur_max_spend_{w}d", fam, w, f"Largest purchase in the last {w} days: {{value}}",
+               lambda at, w=w: at.greatest("spend_max", w), "currency"),
+        ]
+    feats += [
+        _n("pur_orders_total", fam, None, "Purchases ever: {value}", lambda at: at.sum("n")),
+        _n("pur_spend_total", fam, None, "Total spend: {value}", lambda at: at.sum("spend"), "currency"),
+        _f("pur_days_since_last_order", fam, None, "Time since the last purchase: {value}",
+           lambda at: at.since(at.greatest("last")), "days"),
+        _f("pur_days_since_first_order", fam, None, "Time since the first purchase: {value}",
+           lambda at: at.since(at.least("first")), "days"),
+        _f("pur_mean_gap_days", fam, None, "Usual time between purchases: {value}", mean_gap, "days"),
+        _f("pur_std_gap_days", fam, None, "Spread of the time between purchases: {value}", std_gap, "days"),
+        _f("pur_overdue_ratio", fam, None, "Time since the last purchase, in usual gaps between purchases: {value}",
+           lambda at: ibis.ifelse(mean_gap(at) > 0, at.since(at.greatest("last")) / mean_gap(at), None)),
+        _f("pur_spend_trend_30_60", fam, TREND_SPAN, "Change in spend, last 30 days against the 60 before: {value}",
+           lambda at: _trend(at, "spend"), "ratio"),
+    ]
+    return Family(fam, "orders", "timestamp", "o_", measures, feats)
+
+
+def _feedback(spec: FeatureSpec) -> Family:
+    kinds = {k: _slug(k) for k in spec.feedback_kinds}
+    threshold = spec.negative_score_threshold
+
+    def measures(fb: ir.Table) -> dict[str, ir.Scalar]:
+        scored = fb.score.notnull()
+        negative = scored & (fb.score <= threshold)
+        m = {"n": fb.count(), "score_n": scored.cast("int64").sum(), "score_sum": fb.score.sum(),
+             "score_min": fb.score.min(), "negative": negative.cast("int64").sum(), "last": fb.timestamp.max(),
+             "last_negative": ibis.ifelse(negative, fb.timestamp, None).max(),
+             "last_score": fb.score.argmax(ibis.ifelse(scored, fb.timestamp, None))}
+        for k, s in kinds.items():
+            m[f"k_{s}"] = (fb.kind == k).cast("int64").sum()
+        if "nps" in kinds:
+            nps = (fb.kind == "nps") & scored
+            m["promoters"] = (nps & (fb.score >= NPS_PROMOTER)).cast("int64").sum()
+            m["detractors"] = (nps & (fb.score <= NPS_DETRACTOR)).cast("int64").sum()
+        return m
+
+    def mean_score(at: At, w: int | None) -> ir.FloatingValue:
+        return _ratio(at.sum("score_sum", w), at.sum("score_n", w))
+
+    def score_trend(at: At) -> ir.FloatingValue:
+        before_n = at.sum("score_n", TREND_SPAN) - at.sum("score_n", TREND_RECENT)
+        before = _ratio(at.sum("score_sum", TREND_SPAN) - at.sum("score_sum", TREND_RECENT), before_n)
+        return mean_score(at, TREND_RECENT) - before
+
+    fam, top = "feedback", max(spec.windows)
+    feats: list[Feature] = []
+    for w in spec.windows:
+        feats += [
+            _n(f"fb_count_{w}d", fam, w, f"Feedback given in the last {w} days: {{value}}", lambda at, w=w: at.sum("n", w)),
+            _f(f"fb_mean_score_{w}d", fam, w, f"Average feedback score in the last {w} days: {{value}}",
+               lambda at, w=w: mean_score(at, w)),
+            _f(f"fb_min_score_{w}d", fam, w, f"Lowest feedback score in the last {w} days: {{value}}",
+               lambda at, w=w: at.least("score_min", w)),
+            _f(f"fb_negative_share_{w}d", fam, w, f"Share of negative scores in the last {w} days: {{value}}",
+               lambda at, w=w: _ratio(at.sum("negative", w), at.sum("score_n", w)), "share"),
+        ]
+        for k, s in kinds.items():
+            feats.append(_n(f"fb_{s}_{w}d", fam, w, f"'{k}' feedback in the last {w} days: {{value}}",
+                            lambda at, w=w, s=s: at.sum(f"k_{s}", w)))
+    feats += [
+        _f("fb_last_score", fam, None, "Latest feedback score: {value}", lambda at: at.latest("last_score")),
+        _f("fb_mean_score_all", fam, None, "Average feedback score ever: {value}", lambda at: mean_score(at, None)),
+        _f("fb_days_since_last", fam, None, "Time since the last feedback: {value}",
+           lambda at: at.since(at.greatest("last")), "days"),
+        _f("fb_days_since_last_negative", fam, None, "Time since the last negative score: {value}",
+           lambda at: at.since(at.greatest("last_negative")), "days"),
+        _f("fb_score_trend_30_60", fam, TREND_SPAN, "Change in average score, last 30 days against the 60 before: {value}",
+           score_trend),
+    ]
+    if "nps" in kinds:
+        feats += [
+            _n(f"fb_nps_promoter_{top}d", fam, top, f"NPS promoter answers in the last {top} days: {{value}}",
+               lambda at: at.sum("promoters", top)),
+            _n(f"fb_nps_detractor_{top}d", fam, top, f"NPS detractor answers in the last {top} days: {{value}}",
+               lambda at: at.sum("detractors", top)),
+        ]
+    return Family(fam, "feedback", "timestamp", "f_", measures, feats)
+
+
+BUCKETED = {"engagement": _engagement, "purchase": _purchase, "feedback": _feedback}
+
+
+def _subscription_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
+    fam = "subscription"
+    out = [FeatureInfo("sub_active", fam, None, "numeric", "Subscription running at the time (1 = yes): {value}"),
+           FeatureInfo("sub_tenure_days", fam, None, "numeric", "Time since the first subscription: {value}", "days"),
+           FeatureInfo("sub_mrr", fam, None, "numeric", "Current monthly recurring revenue: {value}", "currency")]
+    if "sub_plan" in spec.levels:
+        out.append(FeatureInfo("sub_plan", fam, None, "categorical", "Current plan: {value}"))
+    out += [FeatureInfo("sub_plan_changes", fam, None, "numeric", "Plan changes so far: {value}"),
+            FeatureInfo("sub_past_subscriptions", fam, None, "numeric", "Subscriptions ended before: {value}"),
+            FeatureInfo("sub_days_to_renewal", fam, None, "numeric", "Time to the next monthly renewal: {value}", "days")]
+    for w in spec.windows:
+        out.append(FeatureInfo(f"sub_upgrades_{w}d", fam, w, "numeric", f"Upgrades in the last {w} days: {{value}}"))
+        out.append(FeatureInfo(f"sub_downgrades_{w}d", fam, w, "numeric", f"Downgrades in the last {w} days: {{value}}"))
+    return out
+
+
+def _profile_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
+    out = [FeatureInfo("prof_days_since_signup", "profile", None, "numeric", "Customer for {value}", "days")]
+    for name, kind in spec.attributes.items():
+        out.append(FeatureInfo(f"prof_{_slug(name)}", "profile", None, kind, f"{name.replace('_', ' ').capitalize()}: {{value}}"))
+    return out
 
 
 def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
     """Every feature `build_features` makes for this spec, in column order."""
     out: list[FeatureInfo] = []
-    w_all = spec.windows
-    if "engagement" in spec.families:
-        for w in w_all:
-            out.append(FeatureInfo(f"eng_events_{w}d", "engagement", w, "numeric", f"Activity events in the last {w} days: {{value}}"))
-            out.append(FeatureInfo(f"eng_active_days_{w}d", "engagement", w, "numeric", f"Active days in the last {w} days: {{value}}"))
-            for t in spec.event_types:
-                out.append(FeatureInfo(f"eng_{_slug(t)}_{w}d", "engagement", w, "numeric", f"'{t}' events in the last {w} days: {{value}}"))
-            if spec.has_event_value:
-                out.append(FeatureInfo(f"eng_value_{w}d", "engagement", w, "numeric", f"Total event value in the last {w} days: {{value}}"))
-        out.append(FeatureInfo("eng_trend_30_60", "engagement", 90, "numeric",
-                               "Change in activity, last 30 days against the 60 before: {value}", "ratio"))
-        out.append(FeatureInfo("eng_days_since_last_event", "engagement", None, "numeric", "Time since the last activity: {value}", "days"))
-    if "purchase" in spec.families:
-        for w in w_all:
-            out.append(FeatureInfo(f"pur_orders_{w}d", "purchase", w, "numeric", f"Purchases in the last {w} days: {{value}}"))
-            out.append(FeatureInfo(f"pur_spend_{w}d", "purchase", w, "numeric", f"Spend in the last {w} days: {{value}}", "currency"))
-        out.append(FeatureInfo("pur_orders_total", "purchase", None, "numeric", "Purchases ever: {value}"))
-        out.append(FeatureInfo("pur_spend_total", "purchase", None, "numeric", "Total spend: {value}", "currency"))
-        out.append(FeatureInfo("pur_days_since_last_order", "purchase", None, "numeric", "Time since the last purchase: {value}", "days"))
-        out.append(FeatureInfo("pur_days_since_first_order", "purchase", None, "numeric", "Time since the first purchase: {value}", "days"))
-        out.append(FeatureInfo("pur_mean_gap_days", "purchase", None, "numeric", "Usual time between purchases: {value}", "days"))
-        out.append(FeatureInfo("pur_overdue_ratio", "purchase", None, "numeric",
-                               "Time since the last purchase, in usual gaps between purchases: {value}"))
-    if "feedback" in spec.families:
-        for w in w_all:
-            out.append(FeatureInfo(f"fb_count_{w}d", "feedback", w, "numeric", f"Feedback given in the last {w} days: {{value}}"))
-            out.append(FeatureInfo(f"fb_mean_score_{w}d", "feedback", w, "numeric", f"Average feedback score in the last {w} days: {{value}}"))
-            out.append(FeatureInfo(f"fb_negative_{w}d", "feedback", w, "numeric", f"Negative scores in the last {w} days: {{value}}"))
-            if spec.feedback_kinds:
-                out.append(FeatureInfo(f"fb_complaints_{w}d", "feedback", w, "numeric", f"Complaints and tickets in the last {w} days: {{value}}"))
-        out.append(FeatureInfo("fb_last_score", "feedback", None, "numeric", "Latest feedback score: {value}"))
-        out.append(FeatureInfo("fb_mean_score_all", "feedback", None, "numeric", "Average feedback score ever: {value}"))
-        out.append(FeatureInfo("fb_days_since_last", "feedback", None, "numeric", "Time since the last feedback: {value}", "days"))
-    if "subscription" in spec.families:
-        out.append(FeatureInfo("sub_active", "subscription", None, "numeric", "Subscription active at the time (1 = yes): {value}"))
-        out.append(FeatureInfo("sub_tenure_days", "subscription", None, "numeric", "Time since the first subscription: {value}", "days"))
-        out.append(FeatureInfo("sub_count", "subscription", None, "numeric", "Subscriptions started so far: {value}"))
-        if "sub_plan" in spec.levels:
-            out.append(FeatureInfo("sub_plan", "subscription", None, "categorical", "Current plan: {value}"))
-        out.append(FeatureInfo("sub_mrr", "subscription", None, "numeric", "Current monthly recurring revenue: {value}", "currency"))
-    if "profile" in spec.families:
-        out.append(FeatureInfo("prof_days_since_signup", "profile", None, "numeric", "Customer for {value}", "days"))
-        for name, kind in spec.attributes.items():
-            out.append(FeatureInfo(f"prof_{_slug(name)}", "profile", None, kind, f"{name.replace('_', ' ').capitalize()}: {{value}}"))
+    for family in spec.families:
+        if family in BUCKETED:
+            out += [feature.info for feature in BUCKETED[family](spec).features]
+        elif family == "subscription":
+            out += _subscription_catalog(spec)
+        elif family == "profile":
+            out += _profile_catalog(spec)
     return out
 
 
@@ -187,209 +378,127 @@ def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
 
 
 def build_features(tables: dict[str, ir.Table], observations: ir.Table, spec: FeatureSpec) -> ir.Table:
-    """One row per observation (customer_id, cutoff) with every feature in `feature_catalog(spec)`.
+    """One row per distinct observation (customer_id, cutoff), with every feature of the catalog.
 
-    Customers with no rows in a table get 0 for counts and sums and missing (null) for
-    recencies, means, ratios and current values: "never happened" is not "happened 0 days ago".
+    Cutoffs must be midnights. Many distinct cutoffs (custom label times) are built in batches;
+    each batch is one pass over each activity table.
     """
-    obs = observations.select(
-        customer_id=observations.customer_id.cast("string"),
-        cutoff=observations.cutoff.cast("timestamp"),
-    ).distinct()
-    parts: list[ir.Table] = []
-    builders = {
-        "engagement": _engagement,
-        "purchase": _purchase,
-        "feedback": _feedback,
-        "subscription": _subscription,
-        "profile": _profile,
-    }
     for family in spec.families:
-        table_name = FAMILY_TABLE[family]
-        if table_name not in tables:
-            raise ValueError(
-                f"the model was built with {family} features but this dataset has no {table_name} table"
-            )
-        parts.append(builders[family](tables[table_name], obs, spec))
-    result = obs
-    for part in parts:
-        result = result.left_join(part, CUSTOMER_KEYS).drop("customer_id_right", "cutoff_right")
+        if FAMILY_TABLE[family] not in tables:
+            raise ValueError(f"the model was built with {family} features but this dataset has no "
+                             f"{FAMILY_TABLE[family]} table")
+    obs = observations.select(
+        customer_id=observations.customer_id.cast("string"), cutoff=observations.cutoff.cast("timestamp"),
+    ).distinct()
+    cutoffs = sorted(pd.Timestamp(c).to_pydatetime() for c in obs.select("cutoff").distinct().to_pandas()["cutoff"])
     names = [info.name for info in feature_catalog(spec)]
-    return result.select(*CUSTOMER_KEYS, *names).order_by(CUSTOMER_KEYS)
+    if not cutoffs:
+        empty = {"customer_id": "string", "cutoff": "timestamp"}
+        types = {info.name: ("string" if info.kind == "categorical" else "float64") for info in feature_catalog(spec)}
+        return ibis.memtable(pd.DataFrame(columns=[*empty, *types]), schema={**empty, **types})
+    batches = [cutoffs[i:i + MAX_CUTOFFS_PER_PASS] for i in range(0, len(cutoffs), MAX_CUTOFFS_PER_PASS)]
+    parts = [_build_batch(tables, obs, spec, batch, restrict=len(batches) > 1) for batch in batches]
+    result = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+    return result.select(*CUSTOMER_KEYS, *names)
+
+
+def _build_batch(tables: dict[str, ir.Table], obs: ir.Table, spec: FeatureSpec,
+                 cutoffs: list[datetime], restrict: bool) -> ir.Table:
+    grid = Grid.for_cutoffs(cutoffs, [*spec.windows, TREND_RECENT, TREND_SPAN])
+    batch = obs.filter(obs.cutoff.isin([ibis.literal(c) for c in cutoffs]))
+    out = batch
+    for family in (BUCKETED[f](spec) for f in spec.families if f in BUCKETED):
+        table = _prepared(family.table, tables[family.table])
+        if restrict:  # a batch of custom cutoffs concerns only some customers
+            table = table.semi_join(batch.select("customer_id").distinct(), "customer_id")
+        rows = window_rows(table, family.time_column, grid, family.measures)
+        at = At(rows)
+        agg = rows.group_by(["customer_id", "_cutoff"]).aggregate(
+            **{f.info.name: f.expr(at) for f in family.features})
+        out = out.left_join(agg, (out.customer_id == agg.customer_id) & (out.cutoff == agg._cutoff))
+        out = out.select(*[c for c in out.columns if c not in ("customer_id_right", "_cutoff")])
+        out = out.mutate(**{f.info.name: out[f.info.name].fill_null(0) for f in family.features if f.zero_if_absent})
+    if "subscription" in spec.families:
+        out = out.left_join(_subscription(tables["subscriptions"], batch, spec), CUSTOMER_KEYS)
+        out = out.drop("customer_id_right", "cutoff_right")
+    if "profile" in spec.families:
+        out = out.left_join(_profile(tables["customers"], batch, spec), CUSTOMER_KEYS)
+        out = out.drop("customer_id_right", "cutoff_right")
+    return out
+
+
+def _prepared(name: str, table: ir.Table) -> ir.Table:
+    """Per-row inputs a family's measures need beyond the raw columns."""
+    if name == "orders":
+        previous = table.timestamp.lag().over(ibis.window(group_by="customer_id", order_by="timestamp"))
+        return table.mutate(gap_days=table.timestamp.delta(previous, unit="second") / SECONDS_PER_DAY)
+    return table
 
 
 def _days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
     return later.delta(earlier, unit="second") / SECONDS_PER_DAY
 
 
-def _running_totals(daily: ir.Table, measures: list[str]) -> ir.Table:
-    """Per customer, in day order: running sums of `measures` (one row per customer and day)."""
-    upto_here = ibis.window(group_by="customer_id", order_by="day", preceding=None, following=0)
-    first = ibis.window(group_by="customer_id")
-    return daily.mutate(
-        **{f"cum_{m}": daily[m].sum().over(upto_here) for m in measures},
-        first_ts=daily.first_ts.min().over(first),
-    )
-
-
-def _at_offsets(obs: ir.Table, running: ir.Table, offsets: list[int], measures: list[str],
-                point_values: list[str]) -> ir.Table:
-    """Running totals just before `cutoff - offset` for each offset, pivoted to one row per observation.
-
-    Columns: `<measure>__<offset>` for every measure and offset; `last_ts`, `first_ts` and each of
-    `point_values` as of the last day before the cutoff (offset 0).
-    """
-    probes = ibis.union(
-        *[obs.mutate(offset=ibis.literal(o), probe=obs.cutoff - ibis.interval(days=o)) for o in offsets],
-        distinct=False,
-    )
-    right = running.select(
-        r_customer=running.customer_id, day=running.day, last_ts=running.last_ts, first_ts=running.first_ts,
-        *[running[f"cum_{m}"] for m in measures], *[running[v] for v in point_values],
-    )
-    # strict: a day counts only if it lies wholly before the probe (probes are midnights)
-    joined = probes.asof_join(right, on=probes.probe > right.day, predicates=probes.customer_id == right.r_customer)
-    aggs: dict[str, ir.Value] = {}
-    for m in measures:
-        for o in offsets:
-            aggs[f"{m}__{o}"] = ibis.ifelse(joined.offset == o, joined[f"cum_{m}"], None).max().fill_null(0)
-    at_cutoff = joined.offset == 0
-    aggs["last_ts"] = ibis.ifelse(at_cutoff, joined.last_ts, None).max()
-    aggs["first_ts"] = ibis.ifelse(at_cutoff, joined.first_ts, None).max()
-    for v in point_values:
-        aggs[v] = ibis.ifelse(at_cutoff, joined[v], None).max()
-    return joined.group_by(CUSTOMER_KEYS).aggregate(**aggs)
-
-
-def _in_window(t: ir.Table, measure: str, window: int) -> ir.NumericValue:
-    return t[f"{measure}__0"] - t[f"{measure}__{window}"]
-
-
-def _daily(table: ir.Table, **measures: ir.Value) -> ir.Table:
-    """One row per customer and day: the unit the running totals advance by."""
-    day = table.timestamp.truncate("D")
-    return table.group_by(["customer_id", day.name("day")]).aggregate(
-        first_ts=table.timestamp.min(), last_ts=table.timestamp.max(), **measures
-    )
-
-
-def _engagement(events: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
-    measures: dict[str, ir.Value] = {"n": events.count(), "active": (events.count() > 0).cast("int64")}  # 1 per active day
-    for t in spec.event_types:
-        measures[f"t_{_slug(t)}"] = (events.event_type == t).cast("int64").sum()
-    if spec.has_event_value:
-        measures["value"] = events.value.sum().fill_null(0)
-    daily = _daily(events, **measures)
-    names = list(measures)
-    offsets = sorted({0, 30, 90, *spec.windows})
-    at = _at_offsets(obs, _running_totals(daily, names), offsets, names, [])
-    cols: dict[str, ir.Value] = {}
-    for w in spec.windows:
-        cols[f"eng_events_{w}d"] = _in_window(at, "n", w)
-        cols[f"eng_active_days_{w}d"] = _in_window(at, "active", w)
-        for t in spec.event_types:
-            cols[f"eng_{_slug(t)}_{w}d"] = _in_window(at, f"t_{_slug(t)}", w)
-        if spec.has_event_value:
-            cols[f"eng_value_{w}d"] = _in_window(at, "value", w)
-    recent = _in_window(at, "n", 30).cast("float64")
-    prior = (at["n__30"] - at["n__90"]).cast("float64") / 2.0  # per 30 days
-    # (recent - prior) / (recent + prior): -1 stopped, 0 steady, +1 new; 0 when both are zero
-    cols["eng_trend_30_60"] = ibis.ifelse(recent + prior > 0, (recent - prior) / (recent + prior), 0.0)
-    cols["eng_days_since_last_event"] = _days_between(at.cutoff, at.last_ts)
-    return at.select(*CUSTOMER_KEYS, **cols)
-
-
-def _purchase(orders: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
-    measures = {"n": orders.count(), "spend": orders.amount.sum().fill_null(0)}
-    daily = _daily(orders, **measures)
-    offsets = sorted({0, *spec.windows})
-    at = _at_offsets(obs, _running_totals(daily, list(measures)), offsets, list(measures), [])
-    cols: dict[str, ir.Value] = {}
-    for w in spec.windows:
-        cols[f"pur_orders_{w}d"] = _in_window(at, "n", w)
-        cols[f"pur_spend_{w}d"] = _in_window(at, "spend", w)
-    cols["pur_orders_total"] = at["n__0"]
-    cols["pur_spend_total"] = at["spend__0"]
-    since_last = _days_between(at.cutoff, at.last_ts)
-    cols["pur_days_since_last_order"] = since_last
-    cols["pur_days_since_first_order"] = _days_between(at.cutoff, at.first_ts)
-    mean_gap = ibis.ifelse(at["n__0"] >= 2, _days_between(at.last_ts, at.first_ts) / (at["n__0"] - 1), None)
-    cols["pur_mean_gap_days"] = mean_gap
-    cols["pur_overdue_ratio"] = ibis.ifelse(mean_gap > 0, since_last / mean_gap, None)
-    return at.select(*CUSTOMER_KEYS, **cols)
-
-
-def _feedback(feedback: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
-    scored = feedback.score.notnull()
-    measures: dict[str, ir.Value] = {
-        "n": feedback.count(),
-        "score_n": scored.cast("int64").sum(),
-        "score_sum": feedback.score.sum().fill_null(0),
-        "negative": (scored & (feedback.score <= spec.negative_score_threshold)).cast("int64").sum(),
-    }
-    if spec.feedback_kinds:
-        measures["complaints"] = feedback.kind.isin(list(COMPLAINT_KINDS)).cast("int64").sum()
-    last_score = feedback.score.argmax(ibis.ifelse(scored, feedback.timestamp, None))
-    daily = _daily(feedback, last_score=last_score, **measures)
-    names = list(measures)
-    offsets = sorted({0, *spec.windows})
-    running = _running_totals(daily, names)
-    # the latest score so far, carried forward over days whose feedback had no score
-    upto_here = ibis.window(group_by="customer_id", order_by="day", preceding=None, following=0)
-    running = running.mutate(last_score_so_far=running.last_score.argmax(
-        ibis.ifelse(running.last_score.notnull(), running.day, None)).over(upto_here))
-    at = _at_offsets(obs, running, offsets, names, ["last_score_so_far"])
-    cols: dict[str, ir.Value] = {}
-    for w in spec.windows:
-        cols[f"fb_count_{w}d"] = _in_window(at, "n", w)
-        n_scored = _in_window(at, "score_n", w)
-        cols[f"fb_mean_score_{w}d"] = ibis.ifelse(n_scored > 0, _in_window(at, "score_sum", w) / n_scored, None)
-        cols[f"fb_negative_{w}d"] = _in_window(at, "negative", w)
-        if spec.feedback_kinds:
-            cols[f"fb_complaints_{w}d"] = _in_window(at, "complaints", w)
-    cols["fb_last_score"] = at.last_score_so_far
-    cols["fb_mean_score_all"] = ibis.ifelse(at["score_n__0"] > 0, at["score_sum__0"] / at["score_n__0"], None)
-    cols["fb_days_since_last"] = _days_between(at.cutoff, at.last_ts)
-    return at.select(*CUSTOMER_KEYS, **cols)
-
-
 def _subscription(subs: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
-    # Only what was known at the cutoff: rows started before it, and of their end dates only
-    # whether they had already passed (an end after the cutoff is the future).
+    """Subscriptions are few per customer: a direct join to the observations is cheap.
+
+    Only what was known at the cutoff is used: rows started before it, and of an end date only
+    whether it had passed (an end after the cutoff is the future). A plan change is a row that
+    starts on the day the previous one ended; an upgrade raises the MRR, a downgrade lowers it.
+    """
+    by_customer = ibis.window(group_by="customer_id", order_by=["start_date", "end_date"])
+    has_mrr = "mrr" in subs.columns
+    mrr = subs.mrr if has_mrr else ibis.literal(None, type="float64")
+    subs = subs.mutate(
+        _prev_end=subs.end_date.lag().over(by_customer),
+        _prev_mrr=mrr.lag().over(by_customer),
+        _next_start=subs.start_date.lead().over(by_customer),
+        _mrr=mrr,
+    )
+    change = subs._prev_end.notnull() & (subs._prev_end.truncate("D") == subs.start_date.truncate("D"))
+    subs = subs.mutate(
+        _change=change,
+        _upgrade=change & (subs._mrr > subs._prev_mrr),
+        _downgrade=change & (subs._mrr < subs._prev_mrr),
+        # ended for good: no row starts on the day it ended (known once the end has passed)
+        _terminated=subs.end_date.notnull() & (
+            subs._next_start.isnull() | (subs._next_start.truncate("D") != subs.end_date.truncate("D"))),
+    )
     joined = obs.join(subs, obs.customer_id == subs.customer_id).filter(lambda t: t.start_date < t.cutoff)
-    joined = joined.mutate(
-        running_now=joined.end_date.isnull() | (joined.end_date >= joined.cutoff),
-    )
-    latest_active_start = ibis.ifelse(joined.running_now, joined.start_date, None)
-    cols: dict[str, ir.Value] = {
-        "sub_active": joined.running_now.cast("int64").max(),
+    running = joined.end_date.isnull() | (joined.end_date >= joined.cutoff)
+    running_start = ibis.ifelse(running, joined.start_date, None)
+    aggs: dict[str, ir.Value] = {
+        "sub_active": running.cast("int64").max(),
         "first_start": joined.start_date.min(),
-        "sub_count": joined.count(),
+        "current_start": running_start.max(),
+        "sub_mrr": ibis.ifelse(running, joined._mrr, 0.0).sum(),
+        "sub_plan_changes": joined._change.cast("int64").sum(),
+        "sub_past_subscriptions": (joined._terminated & (joined.end_date < joined.cutoff)).cast("int64").sum(),
     }
     if "sub_plan" in spec.levels:
-        cols["sub_plan"] = joined.plan.cast("string").argmax(latest_active_start)
-    if "mrr" in subs.columns:
-        cols["sub_mrr"] = ibis.ifelse(joined.running_now, joined.mrr, 0.0).sum()
-    else:
-        cols["sub_mrr"] = ibis.literal(None, type="float64").max()
-    agg = joined.group_by(CUSTOMER_KEYS).aggregate(**cols)
-    out = {
-        "sub_active": agg.sub_active.fill_null(0),
-        "sub_tenure_days": _days_between(agg.cutoff, agg.first_start),
-        "sub_count": agg.sub_count,
+        aggs["sub_plan"] = joined.plan.cast("string").argmax(running_start)
+    for w in spec.windows:
+        recent = joined.start_date >= joined.cutoff - ibis.interval(days=w)
+        aggs[f"sub_upgrades_{w}d"] = (joined._upgrade & recent).cast("int64").sum()
+        aggs[f"sub_downgrades_{w}d"] = (joined._downgrade & recent).cast("int64").sum()
+    agg = joined.group_by(CUSTOMER_KEYS).aggregate(**aggs)
+    full = obs.left_join(agg, CUSTOMER_KEYS)
+    into_cycle = _days_between(full.cutoff, full.current_start)
+    cols: dict[str, ir.Value] = {
+        "sub_active": full.sub_active.fill_null(0),
+        "sub_tenure_days": _days_between(full.cutoff, full.first_start),
+        "sub_mrr": full.sub_mrr.fill_null(0.0) if has_mrr else full.sub_mrr,
     }
     if "sub_plan" in spec.levels:
-        out["sub_plan"] = agg.sub_plan
-    out["sub_mrr"] = agg.sub_mrr
-    full = obs.left_join(agg.select(*CUSTOMER_KEYS, **out), CUSTOMER_KEYS)
-    return full.select(
-        *[full[k] for k in CUSTOMER_KEYS],
-        sub_active=full.sub_active.fill_null(0),
-        sub_tenure_days=full.sub_tenure_days,
-        sub_count=full.sub_count.fill_null(0),
-        **({"sub_plan": full.sub_plan} if "sub_plan" in spec.levels else {}),
-        sub_mrr=full.sub_mrr.fill_null(0.0),
-    )
+        cols["sub_plan"] = full.sub_plan
+    cols["sub_plan_changes"] = full.sub_plan_changes.fill_null(0)
+    cols["sub_past_subscriptions"] = full.sub_past_subscriptions.fill_null(0)
+    # monthly billing from the current row's start: days left in the running cycle
+    cols["sub_days_to_renewal"] = AVG_MONTH_DAYS - (into_cycle - (into_cycle / AVG_MONTH_DAYS).floor() * AVG_MONTH_DAYS)
+    for w in spec.windows:
+        cols[f"sub_upgrades_{w}d"] = full[f"sub_upgrades_{w}d"].fill_null(0)
+        cols[f"sub_downgrades_{w}d"] = full[f"sub_downgrades_{w}d"].fill_null(0)
+    return full.select(full.customer_id, full.cutoff, **cols)
 
 
 def _profile(customers: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:

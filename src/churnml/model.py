@@ -99,10 +99,24 @@ def train_booster(
 
 
 def spec_of(booster: xgb.Booster) -> FeatureSpec:
+    """The feature spec a model was trained with, checked against what this code builds from it."""
     raw = booster.attr(SPEC_ATTR)
     if raw is None:
         raise ValueError("this model carries no churnml feature spec; was it trained by churnml?")
-    return FeatureSpec.from_dict(json.loads(raw))
+    spec = FeatureSpec.from_dict(json.loads(raw))
+    built = [info.name for info in feature_catalog(spec)]
+    expected = list(booster.feature_names or [])
+    if built != expected:
+        missing = [n for n in expected if n not in built]
+        extra = [n for n in built if n not in expected]
+        raise ValueError(
+            "the model's features do not match what this version of churnml builds "
+            f"(model expects {len(expected)}, code builds {len(built)}); "
+            f"missing: {missing[:10]}{' ...' if len(missing) > 10 else ''}; "
+            f"unexpected: {extra[:10]}{' ...' if len(extra) > 10 else ''}. "
+            "Retrain (dvc repro) and promote the new model, or score with the churnml version that trained it."
+        )
+    return spec
 
 
 def predict_proba(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
