@@ -96,7 +96,7 @@ def run_churnml(folder: Path, n_cutoffs: int, memory_limit: str = "8GB") -> dict
 
     from churnml.contract import mappings_from_config, open_raw_tables
     from churnml.engine import connect
-    from churnml.features import build_features, plan_features
+    from churnml.features import plan_features, write_features
     from churnml.observations import candidates
 
     con = connect(memory_limit=memory_limit, temp_directory=DATA / "duckdb_tmp")
@@ -108,10 +108,10 @@ def run_churnml(folder: Path, n_cutoffs: int, memory_limit: str = "8GB") -> dict
         attributes=["plan", "billing", "country", "channel", "monthly_price"])
     obs = candidates(tables["customers"], [c.to_pydatetime() for c in cutoffs(n_cutoffs)]).select("customer_id", "cutoff")
     out = DATA / "features_out.parquet"
-    con.to_parquet(build_features(tables, obs, spec), str(out))
+    chunks = write_features(con, tables, obs, spec, out)
     seconds = time.perf_counter() - started
     rows = con.read_parquet(str(out)).count().execute()
-    return {"seconds": seconds, "rows": int(rows), "columns": len(ibis.read_parquet(str(out)).columns)}
+    return {"seconds": seconds, "rows": int(rows), "columns": len(ibis.read_parquet(str(out)).columns), "chunks": chunks}
 
 
 CONTENDERS = {"floor": run_floor, "pandas": run_pandas, "churnml": run_churnml}

@@ -14,7 +14,9 @@ import xgboost as xgb
 
 from churnml.contract import open_contract_tables
 from churnml.engine import connect
+from churnml.features import FeatureSpec
 from churnml.io import read_json
+from churnml.model import spec_of
 from churnml.params import load_params
 from churnml.settings import engine_options
 from churnml.training import labelled_rows
@@ -44,10 +46,11 @@ def labelled(params: dict[str, Any]) -> pd.DataFrame:
     return labelled_rows(pd.read_parquet(paths["features"]), pd.read_parquet(paths["observations"]))
 
 
-def trained_model(params: dict[str, Any]) -> tuple[xgb.Booster, dict[str, Any]]:
-    """The model the train stage wrote, and its record (MLflow run id, registry version)."""
+def trained_model(params: dict[str, Any]) -> tuple[xgb.Booster, FeatureSpec, dict[str, Any]]:
+    """The model the train stage wrote, its feature spec, and its record (MLflow run id, version)."""
     model_dir = Path(params["paths"]["model_dir"])
-    return xgb.Booster(model_file=str(model_dir / "model.ubj")), read_json(model_dir / "train.json")
+    booster = xgb.Booster(model_file=str(model_dir / "model.ubj"))
+    return booster, spec_of(booster), read_json(model_dir / "train.json")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

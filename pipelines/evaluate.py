@@ -9,15 +9,14 @@ import mlflow
 from churnml import tracking
 from churnml.evaluate import curves, ranking_metrics
 from churnml.io import atomic_path, write_json
-from churnml.model import predict_proba, spec_of
+from churnml.model import predict_proba
 from churnml.training import split_xy
 
 
 def main() -> int:
     params = common.start("evaluate")
     paths, track = params["paths"], params["tracking"]
-    booster, trained = common.trained_model(params)
-    spec = spec_of(booster)
+    booster, spec, trained = common.trained_model(params)
     rows = common.labelled(params)
     x_test, y_test = split_xy(rows, spec, "test")
     scores = predict_proba(booster, x_test, spec)

@@ -11,14 +11,13 @@ from churnml import tracking
 from churnml.explain import explain_rows, summary_plot
 from churnml.features import CUSTOMER_KEYS
 from churnml.io import atomic_path, write_parquet
-from churnml.model import design_matrix, predict_proba, spec_of
+from churnml.model import design_matrix, predict_proba
 
 
 def main() -> int:
     params = common.start("explain")
     paths, track = params["paths"], params["tracking"]
-    booster, trained = common.trained_model(params)
-    spec = spec_of(booster)
+    booster, spec, trained = common.trained_model(params)
     rows = common.labelled(params)
     test = rows[rows["split"] == "test"].reset_index(drop=True)
     matrix = design_matrix(test, spec)

@@ -6,7 +6,7 @@ from pathlib import Path
 import common
 
 from churnml.catalog import catalog_frame
-from churnml.features import build_features, feature_catalog, plan_features
+from churnml.features import feature_catalog, plan_features, write_features
 from churnml.io import atomic_path, write_json
 
 
@@ -26,14 +26,13 @@ def main() -> int:
         attributes=params["data"]["tables"]["customers"].get("attributes"),
         max_levels=int(features["max_levels"]),
     )
-    table = build_features(tables, observations, spec)
-    with atomic_path(Path(paths["features"])) as tmp:
-        con.to_parquet(table, str(tmp))
+    chunks = write_features(con, tables, observations, spec, Path(paths["features"]),
+                            customers_per_chunk=int(params["engine"]["customers_per_chunk"]))
     catalog = catalog_frame(feature_catalog(spec))
     with atomic_path(Path(paths["catalog"])) as tmp:
         catalog.to_csv(tmp, index=False)
     write_json(spec.to_dict(), Path(paths["features"]).with_name("feature_spec.json"))
-    print(f"  {len(catalog)} features in families {', '.join(spec.families)}")
+    print(f"  {len(catalog)} features in families {', '.join(spec.families)} ({chunks} chunk(s) of customers)")
     return 0
 
 

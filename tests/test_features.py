@@ -118,6 +118,18 @@ def test_absent_tables_skip_their_families():
     assert feats.loc[("A", "04-01"), "pur_orders_total"] == 2
 
 
+@pytest.mark.parametrize("present,families", [
+    (("events", "subscriptions"), ["engagement", "subscription", "profile"]),
+    (("feedback",), ["feedback", "profile"]),
+])
+def test_any_subset_of_tables_works(present, families):
+    data = {k: v for k, v in frames().items() if k in ("customers", *present)}
+    feats, spec = build(data)
+    assert spec.families == families
+    assert len(feats) == len(OBS)
+    assert feats.loc[("B", "04-01"), "prof_price"] == 20.0
+
+
 def test_families_can_be_switched_off():
     _, spec = build(frames(), families={**ALL, "feedback": False, "profile": False})
     assert spec.families == ["engagement", "purchase", "subscription"]
@@ -170,3 +182,18 @@ def test_many_cutoffs_are_built_in_batches_with_the_same_values():
         alone, _ = build(frames(), obs=obs[obs.cutoff == day], spec=spec)
         pd.testing.assert_frame_equal(together.loc[alone.index].sort_index(), alone.sort_index())
     assert len(together) == len(obs)
+
+
+def test_chunks_of_customers_give_the_same_features(tmp_path):
+    from churnml.features import write_features
+
+    con = connect()
+    tables = {k: ibis.memtable(v) for k, v in frames().items()}
+    spec = plan_features(tables, families=ALL, windows=[7, 30, 90])
+    observations = ibis.memtable(OBS)
+    assert write_features(con, tables, observations, spec, tmp_path / "one.parquet") == 1
+    assert write_features(con, tables, observations, spec, tmp_path / "two.parquet", customers_per_chunk=1) == 2
+    one, two = (pd.read_parquet(tmp_path / f"{n}.parquet").sort_values(["customer_id", "cutoff"]).reset_index(drop=True)
+                for n in ("one", "two"))
+    pd.testing.assert_frame_equal(one, two)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.parquet", "two.parquet"]

@@ -19,6 +19,7 @@ def connect(
         config["temp_directory"] = str(temp_directory)
     if threads:
         config["threads"] = int(threads)
-    # Row order of results must not depend on thread scheduling: outputs are byte-stable.
-    config["preserve_insertion_order"] = True
+    # Keeping insertion order forces DuckDB to buffer results instead of streaming and spilling
+    # them; at 100M events that runs out of memory. Outputs that need an order sort explicitly.
+    config["preserve_insertion_order"] = False
     return ibis.duckdb.connect(**config)

@@ -17,9 +17,12 @@ shares, ratios and trends of nothing are missing (null), which XGBoost treats as
 from __future__ import annotations
 
 import logging
+import math
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -27,6 +30,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from churnml.catalog import FeatureInfo
+from churnml.io import atomic_path
 from churnml.windows import At, Grid, day_bit, window_rows
 
 log = logging.getLogger(__name__)
@@ -391,7 +395,6 @@ def build_features(tables: dict[str, ir.Table], observations: ir.Table, spec: Fe
         customer_id=observations.customer_id.cast("string"), cutoff=observations.cutoff.cast("timestamp"),
     ).distinct()
     cutoffs = sorted(pd.Timestamp(c).to_pydatetime() for c in obs.select("cutoff").distinct().to_pandas()["cutoff"])
-    names = [info.name for info in feature_catalog(spec)]
     if not cutoffs:
         empty = {"customer_id": "string", "cutoff": "timestamp"}
         types = {info.name: ("string" if info.kind == "categorical" else "float64") for info in feature_catalog(spec)}
@@ -399,7 +402,10 @@ def build_features(tables: dict[str, ir.Table], observations: ir.Table, spec: Fe
     batches = [cutoffs[i:i + MAX_CUTOFFS_PER_PASS] for i in range(0, len(cutoffs), MAX_CUTOFFS_PER_PASS)]
     parts = [_build_batch(tables, obs, spec, batch, restrict=len(batches) > 1) for batch in batches]
     result = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
-    return result.select(*CUSTOMER_KEYS, *names)
+    # types come from the catalog, never from the data: every chunk and every run agree
+    return result.select(*CUSTOMER_KEYS, **{
+        info.name: result[info.name].cast("string" if info.kind == "categorical" else "float64")
+        for info in feature_catalog(spec)})
 
 
 def _build_batch(tables: dict[str, ir.Table], obs: ir.Table, spec: FeatureSpec,
@@ -508,3 +514,42 @@ def _profile(customers: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
         column = joined[name]
         cols[f"prof_{_slug(name)}"] = column.cast("float64") if kind == "numeric" else column.cast("string")
     return joined.select(obs.customer_id, obs.cutoff, **cols)
+
+
+# ---------------------------------------------------------------- bounded-memory output
+
+
+def customer_slice(table: ir.Table, slices: int, k: int) -> ir.Table:
+    """The rows of customers whose id hashes to slice k of `slices` (the same slice in every table)."""
+    if slices == 1:
+        return table
+    h = table.customer_id.cast("string").hash()
+    return table.filter(((h % slices) + slices) % slices == k)
+
+
+def write_features(con: ibis.BaseBackend, tables: dict[str, ir.Table], observations: ir.Table,
+                   spec: FeatureSpec, target: Path, customers_per_chunk: int = 250_000) -> int:
+    """Build the features chunk by chunk of customers and write them atomically to `target`.
+
+    Customers are independent, so each chunk is a complete build on a slice of every table; the
+    largest hash tables then hold one chunk, and memory stays bounded whatever the base size.
+    Returns the number of chunks.
+    """
+    customers = int(observations.select("customer_id").distinct().count().execute())
+    slices = max(1, math.ceil(customers / max(1, customers_per_chunk)))
+    with atomic_path(Path(target)) as tmp:
+        if slices == 1:
+            con.to_parquet(build_features(tables, observations, spec), str(tmp))
+            return 1
+        parts = tmp.with_name(tmp.name + ".parts")
+        parts.mkdir()
+        try:
+            for k in range(slices):
+                log.info("features: chunk %d of %d", k + 1, slices)
+                chunk = {name: customer_slice(t, slices, k) for name, t in tables.items()}
+                con.to_parquet(build_features(chunk, customer_slice(observations, slices, k), spec),
+                               str(parts / f"part-{k:04d}.parquet"))
+            con.to_parquet(con.read_parquet(str(parts / "*.parquet")), str(tmp))
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
+    return slices
