@@ -77,3 +77,17 @@ def test_a_model_whose_features_differ_from_the_code_is_refused_before_scoring()
     booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict())})
     with pytest.raises(ValueError, match=r"missing: \['prof_old_name'\].*unexpected: \['prof_price'\]"):
         spec_of(booster)
+
+
+def test_a_category_first_seen_at_scoring_becomes_missing():
+    from churnml.features import FeatureSpec
+    from churnml.model import design_matrix
+
+    spec = FeatureSpec(families=["profile"], windows=[30], attributes={"plan": "categorical"},
+                       levels={"prof_plan": ["basic", "pro"]})
+    rows = pd.DataFrame({"prof_days_since_signup": [10.0, 20.0, 30.0, 40.0],
+                         "prof_plan": ["pro", "basic", "enterprise", None]})
+    matrix = design_matrix(rows, spec)
+    # codes follow the training levels; an unseen level and a missing one are both missing
+    assert matrix["prof_plan"].tolist()[:2] == [1.0, 0.0]
+    assert matrix["prof_plan"].isna().tolist() == [False, False, True, True]
