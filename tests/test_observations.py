@@ -118,7 +118,7 @@ def test_lead_shifts_the_window_and_churn_during_lead_is_counted(tables):
 def test_custom_label_times(tables):
     custom = pd.DataFrame(
         {"customer_id": ["A", "C", "D", "B"],
-         "cutoff": pd.to_datetime(["2024-02-15", "2024-03-20", "2024-04-10", "2024-02-20"]),
+         "cutoff": pd.to_datetime(["2024-02-15", "2024-03-20", "2024-04-10 16:30", "2024-02-20"], format="ISO8601"),
          "label": [1, None, 0, None]}
     )
     obs, summary = build_observations(
@@ -131,6 +131,9 @@ def test_custom_label_times(tables):
     # B has no label and no events: inactivity cannot observe it, and that is counted
     assert summary.counts["custom_rows_not_labelled"] == 1
     assert obs.loc[obs.customer_id == "D", "split"].item() == "test"
+    # D's cutoff had a time of day: it moves back to midnight, and that is counted
+    assert obs.loc[obs.customer_id == "D", "cutoff"].item() == pd.Timestamp("2024-04-10")
+    assert summary.counts["custom_cutoffs_moved_to_midnight"] == 1
     # with purging, C's label (known on Apr 19) reaches past the test start (Apr 10): purged
     obs, summary = build_observations(
         tables, LabelSpec(definition="custom", fallback="inactivity", activity_tables=("events",)),

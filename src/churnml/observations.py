@@ -325,7 +325,7 @@ def build_observations(
     until = observed_until(tables)
     customers = tables["customers"]
     if custom is not None:
-        rows, user_labels = _custom_rows(customers, custom)
+        rows, user_labels, floored = _custom_rows(customers, custom)
         cutoffs = sorted(pd.to_datetime(custom["cutoff"]).unique())
         labelled = label_rows(tables, rows, spec, until, spec.fallback).to_pandas()
         frame = _apply_user_labels(labelled, user_labels, spec)
@@ -343,6 +343,7 @@ def build_observations(
     )
     if custom is not None:
         summary.counts["custom_rows_given"] = int(len(custom))
+        summary.counts["custom_cutoffs_moved_to_midnight"] = floored
         summary.counts["custom_rows_not_labelled"] = int(len(custom) - len(frame))
     summary.counts["observed"] = int(len(frame))
     churned_in_lead = frame["churned_in_lead"].astype(bool)
@@ -373,14 +374,18 @@ def build_observations(
     return out, summary
 
 
-def _custom_rows(customers: ibis.Table, custom: pd.DataFrame) -> tuple[ibis.Table, pd.DataFrame]:
+def _custom_rows(customers: ibis.Table, custom: pd.DataFrame) -> tuple[ibis.Table, pd.DataFrame, int]:
+    """The user's rows as candidates, their labels, and how many cutoffs moved to midnight."""
     missing = {"customer_id", "cutoff"} - set(custom.columns)
     if missing:
         raise ValueError(f"label times: missing column(s) {sorted(missing)}; it needs customer_id, cutoff[, label]")
+    # Cutoffs are dates: one with a time of day moves back to its midnight, so features use only
+    # days wholly before it (fewer rows, never a leak); how many moved is in the summary.
+    stamped = pd.to_datetime(custom["cutoff"]).astype("datetime64[us]")
     given = pd.DataFrame(
-        {"customer_id": custom["customer_id"].astype("string"),
-         "cutoff": pd.to_datetime(custom["cutoff"]).astype("datetime64[us]")}
+        {"customer_id": custom["customer_id"].astype("string"), "cutoff": stamped.dt.normalize()}
     )
+    floored = int((stamped != stamped.dt.normalize()).sum())
     if "label" in custom.columns:
         given["user_label"] = pd.to_numeric(custom["label"], errors="raise").astype("Float64")
     dupes = given.duplicated(["customer_id", "cutoff"])
@@ -401,7 +406,7 @@ def _custom_rows(customers: ibis.Table, custom: pd.DataFrame) -> tuple[ibis.Tabl
         customers.select("customer_id", "signup_date"), "customer_id"
     )
     rows = rows.select("customer_id", "signup_date", "cutoff")
-    return rows, given
+    return rows, given, floored
 
 
 def _apply_user_labels(frame: pd.DataFrame, given: pd.DataFrame, spec: LabelSpec) -> pd.DataFrame:
