@@ -473,6 +473,13 @@ def _integral(col: ibis.Value, dtype: dt.DataType) -> tuple[ibis.Value, ibis.Val
     return ibis.ifelse(whole, as_int, ibis.null("int64")), missing
 
 
+def _parsed_text(ccol, source, col: ibis.Value, parsed: ibis.Value, target: str, expected: str) -> _Column:
+    """A text column read as `target`: blank text is missing, non-blank text that does not parse fails."""
+    missing = _blank(col)
+    typed = ibis.ifelse(missing, ibis.null(target), parsed)
+    return _Column(ccol, source, typed, missing, fail=~missing & parsed.isnull(), expected=expected)
+
+
 def _as_id(ccol, source, col, dtype) -> _Column:
     expected = "an id: text or a whole number"
     if dtype.is_null():
@@ -498,11 +505,9 @@ def _as_timestamp(ccol, source, col, dtype) -> _Column:
         # A zoned timestamp becomes UTC wall-clock time (the Ibis DuckDB session runs in UTC).
         return _Column(ccol, source, col.cast(dt.Timestamp()), col.isnull(), expected=expected)
     if dtype.is_string():
-        missing = _blank(col)
         # Through TIMESTAMPTZ so that a string with an offset ("...+02:00") lands on UTC.
         parsed = col.strip().try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
-        typed = ibis.ifelse(missing, ibis.null("timestamp"), parsed)
-        return _Column(ccol, source, typed, missing, fail=~missing & parsed.isnull(), expected=expected)
+        return _parsed_text(ccol, source, col, parsed, "timestamp", expected)
     return _unusable(ccol, source, col, dtype, "timestamp", expected)
 
 
@@ -513,10 +518,7 @@ def _as_number(ccol, source, col, dtype) -> _Column:
     if dtype.is_numeric() or dtype.is_boolean():
         return _Column(ccol, source, col.cast("float64"), col.isnull(), expected=expected)
     if dtype.is_string():
-        missing = _blank(col)
-        parsed = col.strip().try_cast("float64")
-        typed = ibis.ifelse(missing, ibis.null("float64"), parsed)
-        return _Column(ccol, source, typed, missing, fail=~missing & parsed.isnull(), expected=expected)
+        return _parsed_text(ccol, source, col, col.strip().try_cast("float64"), "float64", expected)
     return _unusable(ccol, source, col, dtype, "float64", expected)
 
 
