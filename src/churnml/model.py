@@ -3,7 +3,8 @@
 Categorical features are encoded to the integer codes of the levels fixed at training time and
 handed to XGBoost's native categorical support; a level first seen at scoring time becomes
 missing, which every tree already has a learned direction for. The feature spec travels inside
-the booster (as an attribute), so a registered model carries everything scoring needs.
+the booster (as an attribute), and so does the probability calibration fitted on the
+validation slice: a registered model carries everything scoring needs, in XGBoost's own format.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from churnml.calibration import apply_calibration
 from churnml.catalog import FeatureInfo
 from churnml.features import FeatureSpec, feature_catalog
 
 SPEC_ATTR = "churnml_feature_spec"
+CALIBRATION_ATTR = "churnml_calibration"
+# the validation score of the kept trees, in the early-stopping metric
+VALID_SCORE_ATTR = "churnml_valid_score"
+IMBALANCE_MODES = ("none", "scale_pos_weight", "sample_weight")
+# XGBoost eval metrics where higher is better; every other one is minimised
+MAXIMISED_METRICS = {"auc", "aucpr", "map", "ndcg", "pre"}
 
 
 def design_matrix(features: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
@@ -43,11 +51,13 @@ def feature_types(catalog: list[FeatureInfo]) -> list[str]:
     return ["c" if info.kind == "categorical" else "q" for info in catalog]
 
 
-def to_dmatrix(matrix: pd.DataFrame, spec: FeatureSpec, label: np.ndarray | None = None) -> xgb.DMatrix:
+def to_dmatrix(matrix: pd.DataFrame, spec: FeatureSpec, label: np.ndarray | None = None,
+              weight: np.ndarray | None = None) -> xgb.DMatrix:
     catalog = feature_catalog(spec)
     return xgb.DMatrix(
         matrix.to_numpy(dtype="float64"),
         label=label,
+        weight=weight,
         feature_names=[info.name for info in catalog],
         feature_types=feature_types(catalog),
         enable_categorical=True,
@@ -73,6 +83,24 @@ def booster_params(model: dict, seed: int, nthread: int | None) -> dict:
     return params
 
 
+def imbalance(labels: np.ndarray, mode: str) -> tuple[dict, np.ndarray | None]:
+    """Extra booster parameters and per-row weights for the configured class-imbalance handling.
+
+    Both non-trivial modes weigh churners by negatives/positives on the training rows: through
+    XGBoost's `scale_pos_weight`, or as explicit sample weights (which also flow into the
+    early-stopping metric on the weighted training set).
+    """
+    if mode not in IMBALANCE_MODES:
+        raise ValueError(f"train.imbalance: '{mode}' is not one of {list(IMBALANCE_MODES)}")
+    positives = float(np.sum(labels == 1))
+    ratio = (len(labels) - positives) / positives if positives else 1.0
+    if mode == "scale_pos_weight":
+        return {"scale_pos_weight": ratio}, None
+    if mode == "sample_weight":
+        return {}, np.where(labels == 1, ratio, 1.0)
+    return {}, None
+
+
 def train_booster(
     train: tuple[pd.DataFrame, np.ndarray],
     valid: tuple[pd.DataFrame, np.ndarray],
@@ -80,9 +108,13 @@ def train_booster(
     params: dict,
     num_boost_round: int,
     early_stopping_rounds: int,
+    weights: np.ndarray | None = None,
 ) -> xgb.Booster:
-    """Fit on `train`, stopping early on `valid` (a slice that precedes the test cutoffs)."""
-    dtrain = to_dmatrix(train[0], spec, train[1])
+    """Fit on `train`, stopping early on `valid` (a slice that precedes the test cutoffs).
+
+    The validation score of the kept trees is recorded on the booster (`valid_score`).
+    """
+    dtrain = to_dmatrix(train[0], spec, train[1], weights)
     dvalid = to_dmatrix(valid[0], spec, valid[1])
     booster = xgb.train(
         params,
@@ -92,10 +124,25 @@ def train_booster(
         early_stopping_rounds=early_stopping_rounds,
         verbose_eval=False,
     )
+    best_score = float(booster.best_score)
     # keep only the trees up to the best iteration, so every consumer predicts the same way
     booster = booster[: booster.best_iteration + 1]
-    booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict(), sort_keys=True)})
+    # no sort_keys: the order of the attributes is the order of the model's columns
+    booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict()), VALID_SCORE_ATTR: repr(best_score)})
     return booster
+
+
+def valid_score(booster: xgb.Booster) -> float:
+    return float(booster.attr(VALID_SCORE_ATTR))
+
+
+def set_calibration(booster: xgb.Booster, calibration: dict | None) -> None:
+    booster.set_attr(**{CALIBRATION_ATTR: None if calibration is None else json.dumps(calibration, sort_keys=True)})
+
+
+def calibration_of(booster: xgb.Booster) -> dict | None:
+    raw = booster.attr(CALIBRATION_ATTR)
+    return None if raw is None else json.loads(raw)
 
 
 def spec_of(booster: xgb.Booster) -> FeatureSpec:
@@ -119,5 +166,11 @@ def spec_of(booster: xgb.Booster) -> FeatureSpec:
     return spec
 
 
-def predict_proba(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+def predict_raw(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """The booster's own probability, before calibration."""
     return booster.predict(to_dmatrix(matrix, spec))
+
+
+def predict_proba(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """Churn probability: the booster's output through the calibration it carries (if any)."""
+    return apply_calibration(predict_raw(booster, matrix, spec), calibration_of(booster))
