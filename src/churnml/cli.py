@@ -1,4 +1,4 @@
-"""The `churnml` command line: generate the default dataset, and score a dataset.
+"""The `churnml` command line: generate the default dataset, score a dataset, promote a model.
 
 This is an edge: it reads params.yaml (the composed conf/) once and hands plain values on.
 """
@@ -94,6 +94,19 @@ def score_dataset(
     return target
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from churnml import tracking
+    from churnml.params import load_params
+
+    track = load_params(Path(args.params))["tracking"]
+    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
+    name = args.name or track["registered_model"]
+    previous = tracking.promote(name, str(args.version), track["champion_alias"], args.reason)
+    print(f"{name} v{args.version} is now @{track['champion_alias']}"
+          f"{f' (was v{previous})' if previous else ''}: {args.reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churnml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--explain", choices=["at-risk", "all", "none"], help="whose reasons to give")
     score.add_argument("--params", default="params.yaml", help="composed config (default params.yaml)")
     score.set_defaults(func=_score)
+
+    promote = sub.add_parser("promote", help="give a registered model version the champion alias by hand")
+    promote.add_argument("version", help="model version number, e.g. 7")
+    promote.add_argument("--reason", required=True, help="why, recorded on the model version")
+    promote.add_argument("--name", help="registered model (default: tracking.registered_model)")
+    promote.add_argument("--params", default="params.yaml", help="composed config (default params.yaml)")
+    promote.set_defaults(func=_promote)
     return parser
 
 

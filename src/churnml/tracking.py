@@ -41,12 +41,28 @@ def champion_version(name: str, alias: str) -> str | None:
         return None
 
 
-def crown_if_vacant(name: str, version: str, alias: str) -> bool:
-    """Give `version` the champion alias when no model holds it yet. Returns whether it did."""
-    if champion_version(name, alias) is not None:
-        return False
-    MlflowClient().set_registered_model_alias(name, alias, version)
-    return True
+def record_gate(name: str, version: str, alias: str, tags: dict[str, str], promote: bool) -> None:
+    """Tag the model version with the gate's results, and move the alias when it won."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if promote:
+        client.set_registered_model_alias(name, alias, version)
+
+
+def promote(name: str, version: str, alias: str, reason: str) -> str | None:
+    """Give `version` the alias by hand, recording why; returns the version that held it before."""
+    client = MlflowClient()
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as error:
+        raise RuntimeError(f"no version {version} of registered model '{name}' in {mlflow.get_tracking_uri()}") from error
+    previous = champion_version(name, alias)
+    client.set_model_version_tag(name, version, "churnml.gate.decision", "promoted by hand")
+    client.set_model_version_tag(name, version, "churnml.gate.reason", reason)
+    client.set_model_version_tag(name, version, "churnml.gate.previous_champion", previous or "")
+    client.set_registered_model_alias(name, alias, version)
+    return previous
 
 
 def load_booster(model_uri: str) -> tuple[xgb.Booster, str]:
