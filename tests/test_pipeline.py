@@ -71,7 +71,37 @@ def test_champion_registered_with_metrics(project):
     assert {"test_roc_auc", "test_pr_auc", "test_top_decile_lift"} <= set(run.data.metrics)
     assert run.data.params["model.max_depth"] == "6"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"evaluation", "explanations", "features"} <= artifacts
+    assert {"evaluation", "explanations", "features", "model_calibration.json"} <= artifacts
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation/figures")}
+    assert {f"evaluation/figures/{n}.png" for n in ("roc", "pr", "calibration", "gains", "lift", "profit", "per_cutoff")} <= figures
+    tags = run.data.tags
+    assert tags["churnml.gate.decision"] == "promoted" and tags["churnml.gate.reason"] == "no champion yet"
+    assert len(tags["mlflow.source.git.commit"]) >= 40
+    assert len(tags["churnml.data.data/processed/features.parquet"]) == 32
+    assert tags["churnml.data.data/raw/default"].endswith(".dir")
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    names = sorted(c.info.run_name for c in children)
+    assert names == sorted([f"trial-{i}" for i in range(6)] + ["baseline-logistic", "baseline-recency", "baseline-rfm"])
+    logistic = next(c for c in children if c.info.run_name == "baseline-logistic")
+    assert "test_pr_auc" in logistic.data.metrics
+
+
+def test_evaluation_table_puts_the_baselines_beside_the_model(project):
+    home, log = project
+    metrics = json.loads((home / "reports/metrics.json").read_text())
+    assert set(metrics["baselines"]) == {"logistic", "recency", "rfm"}
+    for name, values in [("model", metrics["model"]), *metrics["baselines"].items()]:
+        assert {"roc_auc", "pr_auc", "top_decile_lift", "recall_at_10", "precision_at_20"} <= set(values), name
+    assert {"log_loss", "brier", "ece"} <= set(metrics["model"])
+    assert {"optimal_threshold", "optimal_profit", "profit_at_10pct"} <= set(metrics["campaign"])
+    table = pd.read_csv(home / "reports/evaluation.csv")
+    assert list(table["model"]) == ["xgboost", "logistic", "recency", "rfm"]
+    assert table.loc[0, "pr_auc"] == pytest.approx(metrics["model"]["pr_auc"], abs=1e-4)
+    for name in ("roc", "pr", "calibration", "gains", "lift", "profit", "per_cutoff"):
+        assert (home / f"reports/plots/{name}.csv").stat().st_size > 0
+    per_cutoff = pd.read_csv(home / "reports/plots/per_cutoff.csv")
+    assert set(per_cutoff["split"]) == {"valid", "test"}
+    assert "gate: v1 promoted: no champion yet" in log
 
 
 def test_second_repro_does_nothing(project):
@@ -99,14 +129,41 @@ def test_command_line_names_a_missing_model(project):
 
 def test_experiment_with_an_override(project):
     home, _ = project
-    proc = run(["dvc", "exp", "run", "-S", "model.max_depth=4"], home)
+    # with the search off, `model` is trained exactly as set
+    proc = run(["dvc", "exp", "run", "-S", "train.search.trials=0", "-S", "model.max_depth=4"], home)
     assert "Running stage 'train'" in proc.stdout
     assert "Running stage 'validate'" not in proc.stdout  # only what depends on the model reruns
     assert "max_depth: 4" in (home / "params.yaml").read_text()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
-    versions = client.search_model_versions("name='churnml'")
-    assert len(versions) == 2
-    # the champion stays until a later issue's gate says otherwise
-    assert str(client.get_model_version_by_alias("churnml", "champion").version) == "1"
+    assert len(client.search_model_versions("name='churnml'")) == 2
+    gate = json.loads((home / "reports/gate.json").read_text())
+    assert gate["champion_version"] == "1" and gate["champion"] is not None
+    tags = client.get_model_version("churnml", "2").tags
+    assert tags["churnml.gate.decision"] == ("promoted" if gate["promoted"] else "kept champion")
+    expected = "2" if gate["promoted"] else "1"
+    assert str(client.get_model_version_by_alias("churnml", "champion").version) == expected
+    # whatever the gate said, a person can overrule it, and the reason is kept
+    other = "1" if expected == "2" else "2"
+    out = run(["churnml", "promote", other, "--reason", "rollback drill"], home)
+    assert f"churnml v{other} is now @champion (was v{expected})" in out.stdout
+    assert str(client.get_model_version_by_alias("churnml", "champion").version) == other
+    assert client.get_model_version("churnml", other).tags["churnml.gate.reason"] == "rollback drill"
+
+
+def test_a_leaky_feature_stops_training_with_its_name(project):
+    home, _ = project
+    params = (home / "params.yaml").read_text()
+    try:
+        # a limit below what the strongest honest features reach here: the probe must name one
+        (home / "params.yaml").write_text(params.replace("max_single_feature_auc: 0.95", "max_single_feature_auc: 0.6"))
+        proc = run(["python", "pipelines/train.py"], home, check=False)
+    finally:
+        (home / "params.yaml").write_text(params)
+    assert proc.returncode == 1
+    probe = pd.read_csv(home / "reports/single_feature_auc.csv")
+    strongest = probe.iloc[0]
+    assert strongest["auc"] > 0.6
+    assert f"feature '{strongest['feature']}' alone reaches AUC" in proc.stderr
+    assert "train.leakage.allow" in proc.stderr
