@@ -33,7 +33,7 @@ def test_every_stage_ran_and_wrote_its_outputs(project):
         assert f"Running stage '{stage}'" in log
     for path in ("data/interim/validated/customers.parquet", "data/processed/observations.parquet",
                  "data/processed/features.parquet", "data/processed/feature_catalog.csv", "models/model.ubj",
-                 "data/processed/explanations.parquet", "reports/shap_summary.png", "data/scores/scores.parquet"):
+                 "data/processed/explanations.parquet", "reports/drivers/churn_drivers.html", "data/scores/scores.parquet"):
         assert (home / path).exists(), path
 
 
@@ -71,7 +71,10 @@ def test_champion_registered_with_metrics(project):
     assert {"test_roc_auc", "test_pr_auc", "test_top_decile_lift"} <= set(run.data.metrics)
     assert run.data.params["model.max_depth"] == "6"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"evaluation", "explanations", "features", "model_calibration.json"} <= artifacts
+    assert {"evaluation", "drivers", "features", "model_calibration.json"} <= artifacts
+    drivers = {a.path for a in client.list_artifacts(run.info.run_id, "drivers")}
+    assert {"drivers/churn_drivers.html", "drivers/at_risk_table.json", "drivers/beeswarm.png",
+            "drivers/importance_bar.png", "drivers/global_drivers.csv", "drivers/segment_drivers.csv"} <= drivers
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation/figures")}
     assert {f"evaluation/figures/{n}.png" for n in ("roc", "pr", "calibration", "gains", "lift", "profit", "per_cutoff")} <= figures
     tags = run.data.tags
@@ -84,6 +87,23 @@ def test_champion_registered_with_metrics(project):
     assert names == sorted([f"trial-{i}" for i in range(6)] + ["baseline-logistic", "baseline-recency", "baseline-rfm"])
     logistic = next(c for c in children if c.info.run_name == "baseline-logistic")
     assert "test_pr_auc" in logistic.data.metrics
+
+
+def test_every_at_risk_customer_has_readable_drivers(project):
+    home, _ = project
+    explained = pd.read_parquet(home / "data/processed/explanations.parquet")
+    at_risk = explained[explained["risk_tier"] != "low"]
+    assert len(at_risk) > 0
+    for i in range(1, 6):
+        assert {f"reason_{i}", f"reason_{i}_feature", f"reason_{i}_value", f"reason_{i}_contribution"} <= set(explained.columns)
+    assert at_risk["reason_1"].notna().all() and (at_risk["reason_1_contribution"] > 0).all()
+    assert {"protective", "protective_feature", "protective_contribution"} <= set(explained.columns)
+    assert (explained["protective_contribution"].dropna() < 0).all()
+    segments = pd.read_csv(home / "reports/drivers/segment_drivers.csv")
+    assert {"plan", "country", "tenure band", "risk tier"} <= set(segments["segment_kind"])
+    html = (home / "reports/drivers/churn_drivers.html").read_text()
+    latest = at_risk[at_risk["cutoff"] == at_risk["cutoff"].max()]
+    assert 'id="at-risk-table"' in html and latest["customer_id"].iloc[0] in html
 
 
 def test_evaluation_table_puts_the_baselines_beside_the_model(project):

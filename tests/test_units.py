@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.catalog import FeatureInfo
+from churnml.catalog import FeatureInfo, sentence
 from churnml.evaluate import ranking_metrics, top_fraction_lift
 from churnml.explain import top_reasons
 from churnml.io import write_parquet
@@ -39,11 +39,39 @@ def test_reasons_are_the_largest_risk_raising_contributions():
     raw = pd.DataFrame({"logins_30d": [2.0, 10.0], "days_idle": [40.0, 1.0], "plan": ["basic", None]})
     shap = np.array([[0.3, 0.9, -0.2], [-0.5, -0.1, 0.2]])
     reasons = top_reasons(shap, raw, catalog, k=2)
-    assert list(reasons["reason_1"]) == ["Time since the last activity: 40 days", "Plan: none recorded"]
+    assert list(reasons["reason_1"]) == ["Time since the last activity: 40 days", "Plan: unknown"]
     assert reasons.loc[0, "reason_2"] == "Logins in the last 30 days: 2"
     # only risk-raising contributions are reasons: the second customer has one
     assert pd.isna(reasons.loc[1, "reason_2"])
     assert reasons.loc[0, "reason_1_contribution"] == pytest.approx(0.9)
+    assert reasons.loc[0, "reason_1_feature"] == "days_idle" and reasons.loc[0, "reason_1_value"] == "40 days"
+    # the strongest protective driver: the most negative contribution
+    assert reasons.loc[0, "protective"] == "Plan: basic" and reasons.loc[0, "protective_contribution"] == pytest.approx(-0.2)
+    assert reasons.loc[1, "protective_feature"] == "logins_30d"
+
+
+def test_a_window_reads_against_the_period_before_it():
+    catalog = [FeatureInfo("pur_orders_30d", "purchase", 30, "numeric", "Purchases in the last 30 days: {value}", additive=True),
+               FeatureInfo("pur_orders_90d", "purchase", 90, "numeric", "Purchases in the last 90 days: {value}", additive=True),
+               FeatureInfo("pur_spend_7d", "purchase", 7, "numeric", "Spend in the last 7 days: {value}", "currency", additive=True),
+               FeatureInfo("pur_spend_30d", "purchase", 30, "numeric", "Spend in the last 30 days: {value}", "currency", additive=True),
+               FeatureInfo("pur_days_since_last_order", "purchase", None, "numeric", "Time since the last purchase: {value}", "days"),
+               FeatureInfo("eng_login_share_90d", "engagement", 90, "numeric", "Share of logins: {value}", "share")]
+    by_name = {i.name: i for i in catalog}
+    row = {"pur_orders_30d": 1.0, "pur_orders_90d": 9.0, "pur_spend_7d": 50.0, "pur_spend_30d": 73.0,
+           "pur_days_since_last_order": np.nan, "eng_login_share_90d": 0.25}
+    # 9 - 1 = 8 purchases in the 60 days before: 4 per 30 days
+    assert sentence(by_name["pur_orders_30d"], row, by_name) == \
+        "Purchases in the last 30 days: 1, down from 4 per 30 days in the 60 days before"
+    # 73 - 50 = 23 over the 23 days before: 7.00 per 7 days
+    assert sentence(by_name["pur_spend_7d"], row, by_name) == \
+        "Spend in the last 7 days: 50.00, up from 7.00 per 7 days in the 23 days before"
+    # the widest window has nothing wider to compare with; a missing recency reads "never"
+    assert sentence(by_name["pur_orders_90d"], row, by_name) == "Purchases in the last 90 days: 9"
+    assert sentence(by_name["pur_days_since_last_order"], row, by_name) == "Time since the last purchase: never"
+    assert sentence(by_name["eng_login_share_90d"], row, by_name) == "Share of logins: 25%"
+    steady = {**row, "pur_orders_30d": 3.0}  # 6 in the 60 days before: 3 per 30 days
+    assert sentence(by_name["pur_orders_30d"], steady, by_name).endswith("the same pace as in the 60 days before")
 
 
 def test_a_crash_mid_write_leaves_the_previous_output(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from churnml.catalog import FeatureInfo
+from churnml.catalog import FeatureInfo, format_value, sentence
 from churnml.features import FeatureSpec, feature_catalog
 from churnml.model import to_dmatrix
 
@@ -18,9 +18,16 @@ from churnml.model import to_dmatrix
 ADDITIVITY_TOLERANCE = 1e-3
 
 
-def contributions(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
-    """SHAP values (rows x features) and the bias per row, checked against the margin."""
+def contributions(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec,
+                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """SHAP values (rows x features) and the bias per row, checked against the margin.
+
+    `device="cuda"` runs XGBoost's GPU TreeSHAP (same values, on the GPU).
+    """
     dmatrix = to_dmatrix(matrix, spec)
+    if device != "cpu":
+        booster = booster.copy()
+        booster.set_param({"device": device})
     contribs = booster.predict(dmatrix, pred_contribs=True)
     margin = booster.predict(dmatrix, output_margin=True)
     gap = np.abs(contribs.sum(axis=1) - margin)
@@ -29,57 +36,54 @@ def contributions(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec)
     return contribs[:, :-1], contribs[:, -1]
 
 
-def top_reasons(
-    shap_values: np.ndarray, raw: pd.DataFrame, catalog: list[FeatureInfo], k: int = 3
-) -> pd.DataFrame:
-    """For each row, the k features that raise the risk most, as text and as structured columns.
+def _driver(info: FeatureInfo, row: pd.Series, contribution: float, by_name: dict[str, FeatureInfo]) -> tuple:
+    return sentence(info, row, by_name), info.name, format_value(row[info.name], info.unit, info.kind), contribution
 
-    Only risk-raising contributions (> 0) become reasons; a row with fewer gets empty slots.
-    Equal contributions are ordered by catalog position, so the output is deterministic.
+
+def top_reasons(
+    shap_values: np.ndarray, raw: pd.DataFrame, catalog: list[FeatureInfo], k: int = 5
+) -> pd.DataFrame:
+    """For each row, the k drivers that raise the risk most and the one that lowers it most.
+
+    Each driver has four columns: the sentence (`reason_i`), the feature (`reason_i_feature`),
+    its value as read (`reason_i_value`) and its SHAP contribution in log-odds
+    (`reason_i_contribution`); the protective driver likewise as `protective*`. Only
+    contributions > 0 are reasons and < 0 protective; a row with fewer gets empty slots. Equal
+    contributions are ordered by catalog position, so the output is deterministic.
     """
     n, f = shap_values.shape
+    by_name = {info.name: info for info in catalog}
     order = np.argsort(-shap_values, axis=1, kind="stable")[:, :k]
-    out: dict[str, list] = {}
-    for slot in range(k):
-        idx = order[:, slot] if f > slot else np.full(n, -1)
-        texts, names, values = [], [], []
-        for row, j in enumerate(idx):
-            if j < 0 or shap_values[row, j] <= 0:
-                texts.append(None)
-                names.append(None)
-                values.append(np.nan)
-                continue
-            info = catalog[j]
-            texts.append(info.describe(raw.iloc[row][info.name]))
-            names.append(info.name)
-            values.append(float(shap_values[row, j]))
-        out[f"reason_{slot + 1}"] = texts
-        out[f"reason_{slot + 1}_feature"] = names
-        out[f"reason_{slot + 1}_contribution"] = values
-    return pd.DataFrame(out, index=raw.index)
+    lowest = np.argsort(shap_values, axis=1, kind="stable")[:, 0] if f else np.full(n, -1)
+    slots = [f"reason_{i + 1}" for i in range(k)] + ["protective"]
+    out: dict[str, list] = {f"{slot}{suffix}": [] for slot in slots for suffix in ("", "_feature", "_value", "_contribution")}
+    empty = (None, None, None, np.nan)
+    for row in range(n):
+        record = raw.iloc[row]
+        drivers = []
+        for slot in range(k):
+            j = order[row, slot] if f > slot else -1
+            positive = j >= 0 and shap_values[row, j] > 0
+            drivers.append(_driver(catalog[j], record, float(shap_values[row, j]), by_name) if positive else empty)
+        j = lowest[row]
+        negative = j >= 0 and shap_values[row, j] < 0
+        drivers.append(_driver(catalog[j], record, float(shap_values[row, j]), by_name) if negative else empty)
+        for slot, driver in zip(slots, drivers):
+            for suffix, item in zip(("", "_feature", "_value", "_contribution"), driver):
+                out[f"{slot}{suffix}"].append(item)
+    frame = pd.DataFrame(out, index=raw.index)
+    for column in frame.columns:
+        if not column.endswith("_contribution"):
+            frame[column] = frame[column].astype("string")
+    return frame
 
 
 def explain_rows(
-    booster: xgb.Booster, features: pd.DataFrame, matrix: pd.DataFrame, spec: FeatureSpec, k: int = 3
+    booster: xgb.Booster, features: pd.DataFrame, matrix: pd.DataFrame, spec: FeatureSpec, k: int = 5,
+    device: str = "cpu",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Reasons for every row of `features` (raw values) / `matrix` (model input), and the SHAP values."""
-    values, _ = contributions(booster, matrix, spec)
+    values, _ = contributions(booster, matrix, spec, device)
     reasons = top_reasons(values, features.reset_index(drop=True), feature_catalog(spec), k)
     reasons.index = features.index
     return reasons, values
-
-
-def summary_plot(shap_values: np.ndarray, matrix: pd.DataFrame, path, max_display: int = 20) -> None:
-    """The global beeswarm of SHAP values, drawn by the shap library, saved as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import shap
-
-    shap.summary_plot(shap_values, matrix, feature_names=list(matrix.columns), show=False,
-                      max_display=max_display, plot_size=(9, 7))
-    plt.title("What drives churn risk (SHAP, out-of-time test set)")
-    plt.tight_layout()
-    plt.savefig(path, dpi=110)
-    plt.close("all")

@@ -189,7 +189,8 @@ def _f(name: str, family: str, window: int | None, template: str, fn: Callable[[
 def _n(name: str, family: str, window: int | None, template: str, fn: Callable[[At], ir.Value],
        unit: str = "") -> Feature:
     """A count or a sum: 0 when there is nothing."""
-    return Feature(FeatureInfo(name, family, window, "numeric", template, unit), fn, zero_if_absent=True)
+    return Feature(FeatureInfo(name, family, window, "numeric", template, unit, additive=window is not None),
+                   fn, zero_if_absent=True)
 
 
 def _engagement(spec: FeatureSpec) -> Family:
