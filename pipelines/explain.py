@@ -68,7 +68,7 @@ def main() -> int:
                  f"{int((out['cutoff'] == out['cutoff'].max()).sum()):,} on {cutoff}",
                  "at-risk means": f"tier {', '.join(t for t in tiers_cfg if t != lowest)} "
                  f"(probability ≥ {min(v for t, v in tiers_cfg.items() if t != lowest):.0%})"},
-        global_drivers=drivers, figures=dict(figures.values()), segments=segments, at_risk=at_risk,
+        global_drivers=drivers.head(int(cfg["report_drivers"])), figures=dict(figures.values()), segments=segments, at_risk=at_risk,
         max_rows=int(cfg["report_rows"]))
     report = write_report(html, folder / "churn_drivers.html")
 
