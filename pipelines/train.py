@@ -14,10 +14,12 @@ from mlflow.models import infer_signature
 from churnml import tracking
 from churnml.baselines import fit_baselines
 from churnml.calibration import fit_calibration
+from churnml.drift import feature_profile
 from churnml.features import CUSTOMER_KEYS, FeatureSpec, feature_catalog
 from churnml.io import atomic_path, read_json, write_json, write_parquet
 from churnml.leakage import LeakageError, raise_for_leakage, single_feature_auc
-from churnml.model import booster_params, imbalance, predict_raw, set_calibration, train_booster, valid_score
+from churnml.model import (booster_params, imbalance, predict_raw, set_calibration, set_profile, train_booster,
+                           valid_score)
 from churnml.provenance import data_fingerprint, git_commit
 from churnml.search import Trial, check_space, search
 from churnml.training import split_xy
@@ -78,6 +80,7 @@ def main() -> int:
         calibration = fit_calibration(valid[1], predict_raw(booster, valid[0], spec), seed,
                                       method=train_cfg.get("calibration", "auto"))
         set_calibration(booster, calibration)
+        set_profile(booster, feature_profile(train[0], catalog, spec.levels))  # for drift checks when scoring
         mlflow.log_params({"calibration.method": calibration["method"]})
         mlflow.log_metrics({
             f"valid_{base['eval_metric']}": valid_score(booster), "trees": booster.num_boosted_rounds(),

@@ -71,3 +71,19 @@ def test_weighting_churners_raises_the_predicted_churn_rate():
     extra, _ = imbalance(TRAIN[1], "scale_pos_weight")
     weighted = train_booster(TRAIN, VALID, SPEC, {**base, **extra}, 100, 10)
     assert predict_raw(weighted, VALID[0], SPEC).mean() > predict_raw(plain, VALID[0], SPEC).mean() + 0.05
+
+
+def test_the_training_profile_travels_inside_the_saved_model(tmp_path):
+    import xgboost as xgb
+
+    from churnml.drift import drift_report, feature_profile
+    from churnml.features import feature_catalog
+    from churnml.model import profile_of, set_profile
+
+    booster = train_booster(TRAIN, VALID, SPEC, booster_params({}, seed=0, nthread=2), 20, 5)
+    set_profile(booster, feature_profile(TRAIN[0], feature_catalog(SPEC), SPEC.levels))
+    booster.save_model(tmp_path / "m.ubj")
+    loaded = xgb.Booster(model_file=str(tmp_path / "m.ubj"))
+    report = drift_report(profile_of(loaded), TRAIN[0])
+    assert list(report["feature"].sort_values()) == sorted(TRAIN[0].columns)
+    assert report["psi"].max() == pytest.approx(0.0, abs=1e-12)

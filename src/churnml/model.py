@@ -21,6 +21,8 @@ from churnml.features import FeatureSpec, feature_catalog
 
 SPEC_ATTR = "churnml_feature_spec"
 CALIBRATION_ATTR = "churnml_calibration"
+# the training distribution of every feature (churnml.drift), for drift checks at scoring time
+PROFILE_ATTR = "churnml_feature_profile"
 # the validation score of the kept trees, in the early-stopping metric
 VALID_SCORE_ATTR = "churnml_valid_score"
 IMBALANCE_MODES = ("none", "scale_pos_weight", "sample_weight")
@@ -138,6 +140,15 @@ def valid_score(booster: xgb.Booster) -> float:
 
 def set_calibration(booster: xgb.Booster, calibration: dict | None) -> None:
     booster.set_attr(**{CALIBRATION_ATTR: None if calibration is None else json.dumps(calibration, sort_keys=True)})
+
+
+def set_profile(booster: xgb.Booster, profile: dict) -> None:
+    booster.set_attr(**{PROFILE_ATTR: json.dumps(profile)})
+
+
+def profile_of(booster: xgb.Booster) -> dict | None:
+    raw = booster.attr(PROFILE_ATTR)
+    return None if raw is None else json.loads(raw)
 
 
 def calibration_of(booster: xgb.Booster) -> dict | None:
