@@ -197,3 +197,21 @@ def test_chunks_of_customers_give_the_same_features(tmp_path):
                 for n in ("one", "two"))
     pd.testing.assert_frame_equal(one, two)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.parquet", "two.parquet"]
+
+
+def test_data_that_cannot_give_the_model_its_features_is_refused_by_name():
+    from churnml.features import check_compatible
+
+    connect()
+    data = frames()
+    spec = plan_features({k: ibis.memtable(v) for k, v in data.items()}, families=ALL, windows=[30])
+    check_compatible(spec, {k: ibis.memtable(v) for k, v in data.items()})  # the training shape fits
+    changed = {**data, "customers": data["customers"].assign(price=["ten", "twenty"])}
+    changed["orders"] = changed["orders"].drop(columns="amount")
+    del changed["feedback"]
+    with pytest.raises(ValueError) as error:
+        check_compatible(spec, {k: ibis.memtable(v) for k, v in changed.items()})
+    message = str(error.value)
+    assert "customers.price is string but the model was trained with it as numeric (features: prof_price)" in message
+    assert "orders.amount is missing, needed by pur_orders_30d" in message
+    assert "table 'feedback' is missing, needed by" in message

@@ -134,10 +134,39 @@ def test_second_repro_does_nothing(project):
 def test_command_line_scores_at_a_given_date(project):
     home, _ = project
     out = home / "adhoc" / "scores.csv"
-    run(["churnml", "score", "--data", "data/raw/default", "--as-of", "2026-05-01", "--out", str(out)], home)
+    args = ["churnml", "score", "--data", "data/raw/default", "--as-of", "2026-05-01", "--top-k", "2"]
+    proc = run([*args, "--out", str(out)], home)
     scores = pd.read_csv(out)
     assert set(scores["as_of"].astype(str).str[:10]) == {"2026-05-01"}
-    assert len(scores) > 0
+    assert len(scores) > 0 and "reason_2" in scores.columns and "reason_3" not in scores.columns
+    assert (scores["value_at_risk"] >= 0).all() and scores["value_at_risk"].gt(0).any()
+    summary = json.loads((home / "adhoc" / "scores_summary.json").read_text())
+    assert {"features", "predict", "explain", "write"} <= set(summary["phases_s"])
+    assert len(summary["drift"]) > 50 and "drift (PSI > 0.25):" in proc.stdout
+    # the same input twice gives the same bytes
+    run([*args, "--out", str(home / "adhoc" / "again.csv")], home)
+    assert (home / "adhoc" / "again.csv").read_bytes() == out.read_bytes()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
+    scoring = client.get_experiment_by_name("churnml-scoring")
+    runs = client.search_runs([scoring.experiment_id], "tags.`churnml.as_of` = '2026-05-01'")
+    assert len(runs) == 2 and runs[0].data.metrics["scored"] == len(scores)
+
+
+def test_an_unreachable_tracking_server_is_named(project):
+    home, _ = project
+    import os
+    env_before = dict(os.environ)
+    os.environ.update({"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
+    try:
+        proc = run(["churnml", "score", "--out", "y.parquet"], home, check=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    assert proc.returncode != 0 and "cannot reach the MLflow tracking store http://127.0.0.1:9" in proc.stderr
+    assert not (home / "y.parquet").exists()
 
 
 def test_command_line_names_a_missing_model(project):

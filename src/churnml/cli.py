@@ -82,15 +82,24 @@ def score_dataset(
         tables, booster, as_of=when, label_spec=label_spec(params["labels"]),
         risk_tiers=dict(score_cfg["risk_tiers"]), top_k=int(top_k or score_cfg["top_k"]),
         explain=explain or score_cfg["explain"], model_version=version,
+        value=params["evaluate"]["economics"], customers_per_chunk=int(params["engine"]["customers_per_chunk"]),
+        progress=sys.stderr.isatty(), device=params["model"].get("device", "cpu"),
     )
-    summary["runtime_s"] = round(time.perf_counter() - started, 2)
     target = out or Path(params["paths"]["scores"])
+    written = time.perf_counter()
     write_table(scores, target)
-    write_json(summary, target.with_name(target.stem + "_summary.json"))
+    summary["phases_s"]["write"] = round(time.perf_counter() - written, 2)
+    summary["runtime_s"] = round(time.perf_counter() - started, 2)
+    summary_path = write_json(summary, target.with_name(target.stem + "_summary.json"))
+    tracking.log_scoring_run(track.get("scoring_experiment") or f"{track['experiment']}-scoring",
+                             track.get("artifact_location"), summary,
+                             scores["churn_probability"].to_numpy(), summary_path)
     tiers = ", ".join(f"{name} {count:,}" for name, count in summary["tiers"].items())
+    drifted = summary["drifted_features"]
     print(f"scored {summary['scored']:,} of {summary['customers']:,} customers as of {summary['as_of']} "
           f"with model v{version} ({tiers}); not scored: {summary['already_churned']:,} already churned, "
           f"{summary['not_yet_signed_up']:,} not yet signed up; {summary['runtime_s']}s")
+    print(f"drift (PSI > 0.25): {', '.join(drifted[:10]) + (' ...' if len(drifted) > 10 else '') if drifted else 'none'}")
     return target
 
 

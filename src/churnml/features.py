@@ -52,6 +52,10 @@ NPS_PROMOTER, NPS_DETRACTOR = 9.0, 6.0
 # observations with more distinct cutoffs than this are built in batches of cutoffs
 MAX_CUTOFFS_PER_PASS = 12
 AVG_MONTH_DAYS = 30.436875
+# Sums of money, values, scores and squared gaps are taken in exact decimals: a parallel float sum
+# depends on the order threads add in, so the same data could give features (and scores) that
+# differ in the last bits from run to run. Decimal sums are exact, so every run agrees.
+EXACT = "decimal(38, 9)"
 
 
 @dataclass
@@ -199,7 +203,7 @@ def _engagement(spec: FeatureSpec) -> Family:
     def measures(ev: ir.Table) -> dict[str, ir.Scalar]:
         m = {"n": ev.count(), "active": day_bit(ev.timestamp).bit_or(), "last": ev.timestamp.max()}
         if spec.has_event_value:
-            m["value"] = ev.value.sum()
+            m["value"] = ev.value.cast(EXACT).sum()
         for t, s in types.items():
             is_t = ev.event_type == t
             m[f"t_{s}"] = is_t.cast("int64").sum()
@@ -235,9 +239,9 @@ def _engagement(spec: FeatureSpec) -> Family:
 
 def _purchase(spec: FeatureSpec) -> Family:
     def measures(orders: ir.Table) -> dict[str, ir.Scalar]:
-        return {"n": orders.count(), "spend": orders.amount.sum(), "spend_max": orders.amount.max(),
+        return {"n": orders.count(), "spend": orders.amount.cast(EXACT).sum(), "spend_max": orders.amount.max(),
                 "last": orders.timestamp.max(), "first": orders.timestamp.min(),
-                "gap_sq": (orders.gap_days * orders.gap_days).sum()}
+                "gap_sq": (orders.gap_days * orders.gap_days).cast(EXACT).sum()}
 
     def mean_gap(at: At) -> ir.FloatingValue:
         n = at.sum("n")
@@ -285,7 +289,7 @@ def _feedback(spec: FeatureSpec) -> Family:
     def measures(fb: ir.Table) -> dict[str, ir.Scalar]:
         scored = fb.score.notnull()
         negative = scored & (fb.score <= threshold)
-        m = {"n": fb.count(), "score_n": scored.cast("int64").sum(), "score_sum": fb.score.sum(),
+        m = {"n": fb.count(), "score_n": scored.cast("int64").sum(), "score_sum": fb.score.cast(EXACT).sum(),
              "score_min": fb.score.min(), "negative": negative.cast("int64").sum(), "last": fb.timestamp.max(),
              "last_negative": ibis.ifelse(negative, fb.timestamp, None).max(),
              "last_score": fb.score.argmax(ibis.ifelse(scored, fb.timestamp, None))}
@@ -377,6 +381,62 @@ def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
         elif family == "profile":
             out += _profile_catalog(spec)
     return out
+
+
+# ---------------------------------------------------------------- compatibility
+
+
+def _needed_columns(spec: FeatureSpec) -> dict[str, dict[str, str]]:
+    """table -> column -> the kind of values the features built from it need."""
+    need: dict[str, dict[str, str]] = {}
+    if "engagement" in spec.families:
+        need["events"] = {"customer_id": "any", "timestamp": "timestamp", "event_type": "any"}
+        if spec.has_event_value:
+            need["events"]["value"] = "numeric"
+    if "purchase" in spec.families:
+        need["orders"] = {"customer_id": "any", "timestamp": "timestamp", "amount": "numeric"}
+    if "feedback" in spec.families:
+        need["feedback"] = {"customer_id": "any", "timestamp": "timestamp", "score": "numeric"}
+        if spec.feedback_kinds:
+            need["feedback"]["kind"] = "any"
+    if "subscription" in spec.families:
+        need["subscriptions"] = {"customer_id": "any", "start_date": "timestamp", "end_date": "timestamp"}
+        if "sub_plan" in spec.levels:
+            need["subscriptions"]["plan"] = "any"
+    if "profile" in spec.families:
+        need["customers"] = {"customer_id": "any", "signup_date": "timestamp",
+                             **{name: kind for name, kind in spec.attributes.items()}}
+    return need
+
+
+def check_compatible(spec: FeatureSpec, tables: dict[str, ir.Table]) -> None:
+    """Fail before any work when this data cannot give the model its features: a table or column
+    missing, or a column whose type differs from training (a numeric attribute that is now text,
+    a categorical one that is now a number). The message names the features affected."""
+    by_table = {table: family for family, table in FAMILY_TABLE.items()}
+    problems = []
+    for table, columns in _needed_columns(spec).items():
+        family = by_table[table]
+        names = [info.name for info in feature_catalog(spec) if info.family == family]
+        if table not in tables:
+            problems.append(f"table '{table}' is missing, needed by {len(names)} {family} features "
+                            f"(e.g. {', '.join(names[:3])})")
+            continue
+        schema = tables[table].schema()
+        for column, kind in columns.items():
+            affected = [n for n in names if n == f"prof_{_slug(column)}"] or names[:3]
+            if column not in schema:
+                problems.append(f"{table}.{column} is missing, needed by {', '.join(affected)}")
+                continue
+            dtype = schema[column]
+            wrong = ((kind == "numeric" and not (dtype.is_numeric() or dtype.is_boolean()))
+                     or (kind == "timestamp" and not (dtype.is_timestamp() or dtype.is_date()))
+                     or (kind == "categorical" and (dtype.is_numeric() or dtype.is_boolean())))
+            if wrong:
+                problems.append(f"{table}.{column} is {dtype} but the model was trained with it as {kind} "
+                                f"(features: {', '.join(affected)})")
+    if problems:
+        raise ValueError("this data does not fit the model's features:\n  " + "\n  ".join(problems))
 
 
 # ---------------------------------------------------------------- building
@@ -478,7 +538,7 @@ def _subscription(subs: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
         "sub_active": running.cast("int64").max(),
         "first_start": joined.start_date.min(),
         "current_start": running_start.max(),
-        "sub_mrr": ibis.ifelse(running, joined._mrr, 0.0).sum(),
+        "sub_mrr": ibis.ifelse(running, joined._mrr, 0.0).cast(EXACT).sum(),
         "sub_plan_changes": joined._change.cast("int64").sum(),
         "sub_past_subscriptions": (joined._terminated & (joined.end_date < joined.cutoff)).cast("int64").sum(),
     }

@@ -7,6 +7,8 @@ summary, never silently dropped.
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime
 
 import ibis
@@ -14,10 +16,17 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from churnml.drift import drift_report
+from churnml.evaluate import customer_value
 from churnml.explain import explain_rows
-from churnml.features import build_features
-from churnml.model import design_matrix, predict_proba, spec_of
+from churnml.features import build_features, check_compatible
+from churnml.model import design_matrix, predict_proba, profile_of, spec_of
 from churnml.observations import LabelSpec, candidates, label_rows, observed_until
+
+
+log = logging.getLogger(__name__)
+
+EXPLAIN_MODES = ("at-risk", "all", "none")
 
 
 def default_as_of(tables: dict[str, ibis.Table]) -> datetime:
@@ -54,6 +63,20 @@ def risk_tier(probability: np.ndarray, tiers: dict[str, float]) -> np.ndarray:
     return out
 
 
+def _chunks(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    size = max(1, int(size))
+    return [frame.iloc[i:i + size] for i in range(0, len(frame), size)] or [frame]
+
+
+def _progress(total: int, show_bar: bool):
+    """A tqdm bar on a terminal; plain log lines otherwise (scheduled runs write to files)."""
+    if show_bar:
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="customer", desc="scoring")
+    return None
+
+
 def score_customers(
     tables: dict[str, ibis.Table],
     booster: xgb.Booster,
@@ -61,44 +84,88 @@ def score_customers(
     as_of: datetime,
     label_spec: LabelSpec,
     risk_tiers: dict[str, float],
-    top_k: int = 3,
+    top_k: int = 5,
     explain: str = "at-risk",
     model_version: str = "",
+    value: dict | None = None,
+    customers_per_chunk: int = 250_000,
+    progress: bool = False,
+    device: str = "cpu",
 ) -> tuple[pd.DataFrame, dict]:
-    """One row per scored customer, highest risk first, and a summary of the run."""
+    """One row per scored customer, highest risk first, and a summary of the run.
+
+    Customers are scored chunk by chunk (features, probability, reasons), so memory follows the
+    chunk size, not the size of the base. `value` ({"value", "value_months", "constant_value"},
+    as in evaluate.economics) prices each customer for `value_at_risk` = probability x value.
+    """
     spec = spec_of(booster)
+    check_compatible(spec, tables)
+    if explain not in EXPLAIN_MODES:
+        raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got '{explain}'")
+    value = value or {"value": "auto", "value_months": 12, "constant_value": 0.0}
     observed, counts = eligible_customers(tables, as_of, label_spec)
-    features = build_features(tables, ibis.memtable(observed), spec).to_pandas()
-    matrix = design_matrix(features, spec)
-    probability = predict_proba(booster, matrix, spec) if len(matrix) else np.array([])
-    tiers = risk_tier(probability, risk_tiers)
-    scores = pd.DataFrame(
-        {
+    lowest = min(risk_tiers, key=risk_tiers.get)
+    phases = dict.fromkeys(("features", "predict", "explain"), 0.0)
+    parts, matrices = [], []
+    bar = _progress(len(observed), progress)
+    chunks = _chunks(observed, customers_per_chunk)
+    for number, chunk in enumerate(chunks, start=1):
+        started = time.perf_counter()
+        ids = ibis.memtable(chunk[["customer_id"]])
+        sliced = {name: (t if name == "customers" else t.semi_join(ids, "customer_id")) for name, t in tables.items()}
+        features = build_features(sliced, ibis.memtable(chunk), spec).to_pandas()
+        features = features.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        matrix = design_matrix(features, spec)
+        phases["features"] += time.perf_counter() - started
+        started = time.perf_counter()
+        probability = predict_proba(booster, matrix, spec) if len(matrix) else np.array([])
+        part = pd.DataFrame({
             "customer_id": features["customer_id"].astype("string"),
             "as_of": pd.Timestamp(as_of).normalize(),
             "churn_probability": probability.astype("float64"),
-            "risk_tier": pd.Series(tiers, dtype="string"),
-        }
-    )
-    top_tier = max(risk_tiers, key=risk_tiers.get)
-    explain_mask = {"all": np.ones(len(scores), bool), "none": np.zeros(len(scores), bool),
-                    "at-risk": scores["risk_tier"].to_numpy() != min(risk_tiers, key=risk_tiers.get)}[explain]
-    reason_cols = [f"reason_{i + 1}" for i in range(top_k)]
-    if explain_mask.any():
-        reasons, _ = explain_rows(booster, features[explain_mask], matrix[explain_mask], spec, top_k)
-        scores = scores.join(reasons)
-    for col in reason_cols:
-        if col not in scores.columns:
-            scores[col] = pd.Series([None] * len(scores), dtype="string")
+            "risk_tier": pd.Series(risk_tier(probability, risk_tiers), dtype="string"),
+            "value_at_risk": probability * customer_value(features, value["value"], float(value["value_months"]),
+                                                          float(value["constant_value"])),
+        })
+        phases["predict"] += time.perf_counter() - started
+        started = time.perf_counter()
+        mask = {"all": np.ones(len(part), bool), "none": np.zeros(len(part), bool),
+                "at-risk": part["risk_tier"].to_numpy() != lowest}[explain]
+        if mask.any():
+            reasons, _ = explain_rows(booster, features[mask], matrix[mask], spec, top_k, device)
+            part = part.join(reasons)
+        phases["explain"] += time.perf_counter() - started
+        parts.append(part)
+        matrices.append(matrix)
+        if bar is not None:
+            bar.update(len(chunk))
+        else:
+            log.info("scoring: chunk %d of %d, %d customers", number, len(chunks), len(chunk))
+    if bar is not None:
+        bar.close()
+    scores = pd.concat(parts, ignore_index=True)
+    for slot in [f"reason_{i + 1}" for i in range(top_k)] + ["protective"]:
+        for suffix, dtype in (("", "string"), ("_feature", "string"), ("_value", "string"), ("_contribution", "float64")):
+            if f"{slot}{suffix}" not in scores.columns:
+                scores[f"{slot}{suffix}"] = pd.Series([None] * len(scores), dtype=dtype)
     scores["model_version"] = str(model_version)
     scores = scores.sort_values(["churn_probability", "customer_id"], ascending=[False, True], kind="stable")
     scores.insert(4, "rank", np.arange(1, len(scores) + 1))
     scores = scores.reset_index(drop=True)
+    profile = profile_of(booster)
+    drift = drift_report(profile, pd.concat(matrices, ignore_index=True)) if profile and len(scores) else None
     summary = {
         "as_of": f"{pd.Timestamp(as_of):%Y-%m-%d}",
         "model_version": str(model_version),
         **counts,
         "tiers": {name: int((scores["risk_tier"] == name).sum()) for name in risk_tiers},
-        "top_tier": top_tier,
+        "top_tier": max(risk_tiers, key=risk_tiers.get),
+        "explained": int(scores["reason_1"].notna().sum()),
+        "value_at_risk": round(float(scores["value_at_risk"].sum()), 2),
+        "probability_quantiles": {f"p{q}": round(float(np.quantile(scores["churn_probability"], q / 100)), 6)
+                                  for q in (10, 25, 50, 75, 90, 99)} if len(scores) else {},
+        "drifted_features": [] if drift is None else drift.loc[drift["drifted"], "feature"].tolist(),
+        "chunks": len(chunks),
+        "phases_s": {k: round(v, 2) for k, v in phases.items()},
     }
-    return scores, summary
+    return scores, summary | {"drift": None if drift is None else drift.round(6).to_dict("records")}

@@ -20,7 +20,11 @@ def configure(uri: str, experiment: str, artifact_location: str | None = None) -
     uri = os.environ.get("MLFLOW_TRACKING_URI") or uri
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
-    found = client.get_experiment_by_name(experiment)
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except MlflowException as error:
+        raise RuntimeError(f"cannot reach the MLflow tracking store {uri}: {str(error).splitlines()[0][:300]}. "
+                           "Check tracking.uri / MLFLOW_TRACKING_URI and that the server is up.") from error
     if found is not None:
         mlflow.set_experiment(experiment_id=found.experiment_id)
         return found.experiment_id
@@ -85,3 +89,22 @@ def _version_of(model_uri: str) -> str:
         return str(MlflowClient().get_model_version_by_alias(name, ref).version)
     name, _, version = model_uri[len("models:/"):].partition("/")
     return version or model_uri
+
+
+def log_scoring_run(experiment: str, artifact_location: str | None, summary: dict, probabilities,
+                    summary_path: Path) -> str:
+    """Log a scoring run in its own experiment: counts, the score distribution and the drift."""
+    import numpy as np
+
+    configure(mlflow.get_tracking_uri(), experiment, artifact_location)
+    with mlflow.start_run(run_name=f"score {summary['as_of']}") as run:
+        mlflow.set_tags({"churnml.model_version": summary["model_version"], "churnml.as_of": summary["as_of"]})
+        mlflow.log_metrics({k: summary[k] for k in ("customers", "scored", "already_churned", "not_yet_signed_up",
+                                                     "explained", "value_at_risk", "runtime_s")})
+        mlflow.log_metrics({f"tier_{k}": v for k, v in summary["tiers"].items()})
+        mlflow.log_metrics({f"probability_{k}": v for k, v in summary["probability_quantiles"].items()})
+        mlflow.log_metric("drifted_features", len(summary["drifted_features"]))
+        counts, edges = np.histogram(probabilities, bins=20, range=(0, 1))
+        mlflow.log_dict({"edges": edges.round(4).tolist(), "counts": counts.tolist()}, "score_histogram.json")
+        mlflow.log_artifact(str(summary_path))
+    return run.info.run_id

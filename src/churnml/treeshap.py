@@ -469,7 +469,7 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
                 xb[f, r] = np.float32(X[r0 + r, f])
         phi = np.zeros((F, block), np.float64)
         dirs = np.empty((max_nodes, block), np.uint8)
-        idx = np.empty(block, np.int32)
+        idx = np.empty(block, np.uint32)
         acc = np.empty(block, np.uint8)
         for t in range(T):
             a = tree_node_ptr[t]
@@ -514,7 +514,7 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
                     fl = term_flip[p0]
                     if p1 - p0 == 1:
                         for r in range(m):
-                            idx[r] |= np.int32(dn[r] ^ fl) << shift
+                            idx[r] |= np.uint32(dn[r] ^ fl) << shift
                     else:
                         for r in range(m):
                             acc[r] = dn[r] ^ fl
@@ -524,15 +524,16 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
                             for r in range(m):
                                 acc[r] &= dn[r] ^ fl
                         for r in range(m):
-                            idx[r] |= np.int32(acc[r]) << shift
+                            idx[r] |= np.uint32(acc[r]) << shift
                 nb = group_bits[g]
                 base = group_table_offset[g]
                 o0 = group_out_ptr[g]
                 for s in range(group_out_ptr[g + 1] - o0):
                     ph = phi[out_feature[o0 + s]]
                     off = base + (s << nb)
-                    for r in range(m):
-                        ph[r] += table[off + idx[r]]
+                    column = table[off:off + (1 << nb)]
+                    for r in range(m):  # unsigned idx: no negative-index wraparound code
+                        ph[r] += column[idx[r]]
         for r in range(m):
             for f in range(F):
                 out[r0 + r, f] = phi[f, r]
