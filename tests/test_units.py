@@ -119,3 +119,33 @@ def test_a_category_first_seen_at_scoring_becomes_missing():
     # codes follow the training levels; an unseen level and a missing one are both missing
     assert matrix["prof_plan"].tolist()[:2] == [1.0, 0.0]
     assert matrix["prof_plan"].isna().tolist() == [False, False, True, True]
+
+
+def test_contributions_are_xgboosts_own_values_with_or_without_the_tables(monkeypatch):
+    from churnml import explain
+    from churnml.features import FeatureSpec
+    from churnml.model import booster_params, to_dmatrix, train_booster
+
+    spec = FeatureSpec(families=["profile"], windows=[7], attributes={"plan": "categorical", "x": "numeric"},
+                       levels={"prof_plan": ["basic", "pro", "team"]})
+    rng = np.random.default_rng(3)
+    n = 600
+    matrix = pd.DataFrame({"prof_days_since_signup": rng.uniform(0, 500, n),
+                           "prof_plan": rng.choice([0.0, 1.0, 2.0, np.nan], n),
+                           "prof_x": np.where(rng.uniform(size=n) < 0.1, np.nan, rng.normal(size=n))})
+    y = ((matrix["prof_plan"] == 0) ^ (matrix["prof_x"] > 0.5)).to_numpy(float)
+    booster = train_booster((matrix, y), (matrix, y), spec, booster_params({"max_depth": 4}, 0, 2), 40, 5)
+    expected = booster.predict(to_dmatrix(matrix, spec), pred_contribs=True)
+    values, bias = explain.contributions(booster, matrix, spec)
+    assert explain._COMPILED[booster] is not None  # the table method ran
+    np.testing.assert_allclose(values, expected[:, :-1], atol=1e-4)
+    np.testing.assert_allclose(bias, expected[:, -1], atol=1e-4)
+
+    def unsupported(_):
+        raise NotImplementedError("test")
+
+    monkeypatch.setattr(explain, "compile_model", unsupported)
+    other = booster.copy()
+    fallback, _ = explain.contributions(other, matrix, spec)
+    assert explain._COMPILED[other] is None
+    np.testing.assert_allclose(fallback, expected[:, :-1], atol=1e-6)

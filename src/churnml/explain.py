@@ -1,10 +1,14 @@
 """Why a customer is at risk: exact per-customer TreeSHAP contributions, rendered as reasons.
 
-The contributions are XGBoost's `pred_contribs` (path-dependent TreeSHAP) on the very matrix the
-model scores; each reason is a sentence from the feature catalog with the customer's raw value.
+The contributions are exact path-dependent TreeSHAP (the values of XGBoost's `pred_contribs`) on
+the very matrix the model scores; each reason is a sentence from the feature catalog with the
+customer's raw value.
 """
 
 from __future__ import annotations
+
+import logging
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -13,22 +17,44 @@ import xgboost as xgb
 from churnml.catalog import FeatureInfo, format_value, sentence
 from churnml.features import FeatureSpec, feature_catalog
 from churnml.model import to_dmatrix
+from churnml.treeshap import TreeShapModel, compile_model, shap_values
+
+log = logging.getLogger(__name__)
+# compiled tables per booster object, dropped with the booster
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # contributions plus bias must equal the model's margin to this tolerance
 ADDITIVITY_TOLERANCE = 1e-3
+
+
+def _compiled(booster: xgb.Booster) -> TreeShapModel | None:
+    """The booster's look-up tables, built once per booster object; None when unsupported."""
+    if booster not in _COMPILED:
+        try:
+            _COMPILED[booster] = compile_model(booster)
+        except NotImplementedError as reason:
+            log.info("explain: exact tables not supported for this model (%s); using pred_contribs", reason)
+            _COMPILED[booster] = None
+    return _COMPILED[booster]
 
 
 def contributions(booster: xgb.Booster, matrix: pd.DataFrame, spec: FeatureSpec,
                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """SHAP values (rows x features) and the bias per row, checked against the margin.
 
-    `device="cuda"` runs XGBoost's GPU TreeSHAP (same values, on the GPU).
+    On the CPU: churnml's table-driven TreeSHAP (`churnml.treeshap`), the fastest exact method
+    measured (BENCHMARKS.md), falling back to XGBoost's `pred_contribs` for models it does not
+    support. `device="cuda"`: XGBoost's GPU TreeSHAP. All give the same path-dependent values.
     """
     dmatrix = to_dmatrix(matrix, spec)
-    if device != "cpu":
-        booster = booster.copy()
-        booster.set_param({"device": device})
-    contribs = booster.predict(dmatrix, pred_contribs=True)
+    compiled = _compiled(booster) if device == "cpu" else None
+    if compiled is not None:
+        contribs = shap_values(compiled, matrix.to_numpy(dtype="float64"))
+    else:
+        if device != "cpu":
+            booster = booster.copy()
+            booster.set_param({"device": device})
+        contribs = booster.predict(dmatrix, pred_contribs=True)
     margin = booster.predict(dmatrix, output_margin=True)
     gap = np.abs(contribs.sum(axis=1) - margin)
     if len(gap) and gap.max() > ADDITIVITY_TOLERANCE:

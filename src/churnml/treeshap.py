@@ -43,16 +43,28 @@ look-ups of <= 6). The tables are exact sums of (*), so the method is exact, not
 
 Evaluation
 ----------
-Rows are processed in blocks, the block transposed to feature-major float32 (the value XGBoost
-compares, as its DMatrix stores float32). For each tree, every internal node's direction is
-computed once per row (numeric: right iff not ``x < threshold``; missing (NaN) follows the
-node's default; categorical: right iff the category is in the node's set, invalid/unknown
-categories go left, as in XGBoost), then per group the index is assembled from direction bits and
-each table column is added to a float64 accumulator. All loops run over the rows of the block
-(contiguous, vectorisable), in numba, parallel over blocks.
+The tables are computed in float64 and stored as float32 (half the memory and cache; the rounding,
+~1e-7 relative, is below XGBoost's own float32 arithmetic). Rows are processed in blocks of a few
+thousand, each block transposed to feature-major float32 -- the value XGBoost compares, as its
+DMatrix stores float32. For each tree and block:
+
+1. every internal node's direction is computed once per row (numeric: right iff not
+   ``x < threshold``; missing (NaN) follows the node's default; categorical: right iff the
+   category is in the node's set, invalid or unknown categories go left, as in XGBoost);
+2. per group, its index is assembled from direction bits (an ancestor-feature bit is the AND of
+   its nodes' "went towards q" bits);
+3. per distinct feature of the tree, the table columns that feed it (one per group whose leaves
+   use it) are looked up and summed, and the sum is added to a float64 accumulator.
+
+Every loop runs over the rows of the block (contiguous, no branches on the data except for
+categorical nodes), in numba, parallel over blocks. Per row and depth-6 tree this is 63
+comparisons, ~110 index bits and ~110 table reads into ~32 accumulators, against XGBoost's
+O(leaves x depth^2) path recursion.
 
 Inputs are plain arrays: categorical features must hold the category codes XGBoost saw (the
-pandas ``cat.codes``, NaN for missing). Unsupported models (multi-class / multi-target, dart,
+pandas ``cat.codes``, NaN for missing); only NaN is missing (XGBoost's default ``missing``). All the
+booster's trees are used (no ``iteration_range``). Tables for 300 full depth-6 trees take ~15 MB;
+they grow as 4^depth (depth 8: ~1.2 MB per tree). Unsupported models (multi-class / multi-target, dart,
 gblinear, unknown objectives, or trees too deep for the tables) raise ``NotImplementedError`` --
 the signal to fall back to ``pred_contribs``.
 """
@@ -82,7 +94,7 @@ DEFAULT_GROUP_BITS = 7          # best measured for depth 6; auto-raised to a tr
 MAX_LEAF_FEATURES = 12          # a leaf with more unique features on its path is not tabulated
 DEFAULT_TABLE_BUDGET = 2 << 30  # bytes of tables, beyond which compile_model refuses
 _INVALID_CAT = float(1 << 24)   # XGBoost: categories must be exact float integers in [0, 2^24)
-BLOCK_ROWS = 512
+BLOCK_ROWS = 4096               # rows per block: tables re-read once per block and tree
 
 
 @dataclass
@@ -110,8 +122,16 @@ class TreeShapModel:
     term_node: np.ndarray       # int32: tree-local internal node index
     term_flip: np.ndarray       # uint8: bit term = direction ^ flip; the bit is the AND of its terms
     out_feature: np.ndarray     # int32
-    table: np.ndarray           # float64; group g, column s, index i at offset + (s << b) + i
+    table: np.ndarray           # float32 (computed in float64, rounded once); group g, column s,
+                                # index i at offset + (s << b) + i
+    # per tree, its distinct output features; per feature, the table columns that feed it
+    tree_feature_ptr: np.ndarray  # int64 [T+1] into feature_id / feature_pair_ptr
+    feature_id: np.ndarray      # int32
+    feature_pair_ptr: np.ndarray  # int64 [NF+1] into pair_group / pair_offset
+    pair_group: np.ndarray      # int32: tree-local group index
+    pair_offset: np.ndarray     # int64: table offset of the column (length 2^bits of the group)
     max_nodes: int
+    max_groups: int
 
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray))
@@ -273,10 +293,12 @@ def _plan_group(tree: _Tree, q: int, path, anc_features: dict, local: dict):
 def _leaf_table(v, z, k):
     """(2^k, k): the leaf's Shapley values (*) for every one-fraction pattern."""
     out = np.zeros((1 << k, k))
-    # weights w[s] = s! (k-1-s)! / k!
+    # weights w[s] = s! (k-1-s)! / k!: w[0] = 1/k, w[s+1] = w[s] (s+1) / (k-1-s)
     w = np.empty(max(k, 1))
-    for s in range(k):
-        w[s] = math.exp(math.lgamma(s + 1) + math.lgamma(k - s) - math.lgamma(k + 1))
+    if k:
+        w[0] = 1.0 / k
+    for s in range(k - 1):
+        w[s + 1] = w[s] * (s + 1) / (k - 1 - s)
     poly = np.empty(k + 1)
     for pat in range(1 << k):
         for j in range(k):
@@ -332,7 +354,13 @@ def compile_model(booster, max_group_bits: int | None = None,
 
     ``max_group_bits`` bounds each group's index width (table rows = 2^bits); by default
     ``DEFAULT_GROUP_BITS`` or the tree's depth + 1 when that is larger (deep trees need it).
+    Raises ``NotImplementedError`` for what it does not support (the caller falls back to
+    ``pred_contribs``): multi-class / multi-target, non-gbtree boosters, unknown objectives, a leaf
+    with more than ``MAX_LEAF_FEATURES`` distinct features on its path, or tables beyond
+    ``table_budget_bytes`` (counted in float64, as they are built).
     """
+    if max_group_bits is not None and not 0 <= max_group_bits <= 16:
+        raise ValueError("max_group_bits must be in [0, 16]")
     model = json.loads(bytes(booster.save_raw("json")))
     learner = model["learner"]
     param = learner["learner_model_param"]
@@ -358,11 +386,12 @@ def compile_model(booster, max_group_bits: int | None = None,
     leaf_value, leaf_feat_ptr, lf_zero, lf_mask, lf_want, lf_slot = [], [0], [], [], [], []
     table_size = 0
     expected = 0.0
-    max_nodes = 1
+    max_nodes = max_groups = 1
+    tree_feature_ptr, feature_id, feature_pair_ptr, pair_group, pair_offset = [0], [], [0], [], []
     for raw in gb_model["trees"]:
         tree = _Tree(raw)
-        depth = _depth(tree)
-        bits = max(max_group_bits or DEFAULT_GROUP_BITS, 0 if max_group_bits else depth + 1)
+        bits = max_group_bits if max_group_bits is not None else max(DEFAULT_GROUP_BITS, _depth(tree) + 1)
+        bits = min(bits, 16)
         internal, groups = _plan_tree(tree, bits)
         max_nodes = max(max_nodes, len(internal))
         for n in internal:
@@ -381,7 +410,11 @@ def compile_model(booster, max_group_bits: int | None = None,
                 node_cat.append(-1)
                 node_threshold.append(float(tree.cond[n]))
         node_ptr.append(len(node_feature))
-        for nbits, terms, outs, leaves in groups:
+        max_groups = max(max_groups, len(groups))
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        for local_group, (nbits, terms, outs, leaves) in enumerate(groups):
+            for slot, f in enumerate(outs):
+                pairs.setdefault(f, []).append((local_group, table_size + (slot << nbits)))
             g_bits.append(nbits)
             for bit in terms:
                 for node, flip in bit:
@@ -407,6 +440,13 @@ def compile_model(booster, max_group_bits: int | None = None,
                 expected += leaf_expected
             g_leaf_ptr.append(len(leaf_value))
         group_ptr.append(len(g_bits))
+        for f in sorted(pairs):
+            feature_id.append(f)
+            for local_group, offset in pairs[f]:
+                pair_group.append(local_group)
+                pair_offset.append(offset)
+            feature_pair_ptr.append(len(pair_group))
+        tree_feature_ptr.append(len(feature_id))
 
     i64 = lambda a: np.asarray(a, np.int64)  # noqa: E731
     table = np.zeros(table_size, np.float64)
@@ -414,6 +454,7 @@ def compile_model(booster, max_group_bits: int | None = None,
     group_table_offset = i64(g_tab_off)
     _fill_tables(table, group_bits, group_table_offset, i64(g_leaf_ptr), np.asarray(leaf_value, np.float64),
                  i64(leaf_feat_ptr), np.asarray(lf_zero, np.float64), i64(lf_mask), i64(lf_want), i64(lf_slot))
+    table = table.astype(np.float32)  # half the memory and cache; accumulation stays float64
     return TreeShapModel(
         num_features=n_features,
         bias=float(expected + base_margin),
@@ -434,7 +475,13 @@ def compile_model(booster, max_group_bits: int | None = None,
         term_flip=np.asarray(term_flip, np.uint8),
         out_feature=np.asarray(out_feature, np.int32),
         table=table,
+        tree_feature_ptr=i64(tree_feature_ptr),
+        feature_id=np.asarray(feature_id, np.int32),
+        feature_pair_ptr=i64(feature_pair_ptr),
+        pair_group=np.asarray(pair_group, np.int32),
+        pair_offset=i64(pair_offset),
         max_nodes=max_nodes,
+        max_groups=max_groups,
     )
 
 
@@ -454,9 +501,10 @@ def _depth(tree: _Tree) -> int:
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_feature, node_threshold,
-            node_default_right, node_cat, cat_ptr, cat_words, group_bits, group_bit_ptr, group_out_ptr,
-            group_table_offset, bit_term_ptr, term_node, term_flip, out_feature, table):
+def _kernel(X, out, bias, block, max_nodes, max_groups, tree_node_ptr, tree_group_ptr, node_feature,
+            node_threshold, node_default_right, node_cat, cat_ptr, cat_words, group_bits, group_bit_ptr,
+            bit_term_ptr, term_node, term_flip, table, tree_feature_ptr, feature_id, feature_pair_ptr,
+            pair_group, pair_offset):
     n, F = X.shape
     n_blocks = (n + block - 1) // block
     T = tree_node_ptr.size - 1
@@ -469,7 +517,7 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
                 xb[f, r] = np.float32(X[r0 + r, f])
         phi = np.zeros((F, block), np.float64)
         dirs = np.empty((max_nodes, block), np.uint8)
-        idx = np.empty(block, np.uint32)
+        index = np.empty((max_groups, block), np.uint16)
         acc = np.empty(block, np.uint8)
         for t in range(T):
             a = tree_node_ptr[t]
@@ -502,7 +550,9 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
                                 di[r] = 0
                             else:
                                 di[r] = (cat_words[w0 + (ci >> 5)] >> (ci & 31)) & 1
-            for g in range(tree_group_ptr[t], tree_group_ptr[t + 1]):
+            g0 = tree_group_ptr[t]
+            for g in range(g0, tree_group_ptr[t + 1]):
+                idx = index[g - g0]
                 for r in range(m):
                     idx[r] = 0
                 b0 = group_bit_ptr[g]
@@ -514,7 +564,7 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
                     fl = term_flip[p0]
                     if p1 - p0 == 1:
                         for r in range(m):
-                            idx[r] |= np.uint32(dn[r] ^ fl) << shift
+                            idx[r] |= np.uint16(dn[r] ^ fl) << shift
                     else:
                         for r in range(m):
                             acc[r] = dn[r] ^ fl
@@ -524,16 +574,37 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
                             for r in range(m):
                                 acc[r] &= dn[r] ^ fl
                         for r in range(m):
-                            idx[r] |= np.uint32(acc[r]) << shift
-                nb = group_bits[g]
-                base = group_table_offset[g]
-                o0 = group_out_ptr[g]
-                for s in range(group_out_ptr[g + 1] - o0):
-                    ph = phi[out_feature[o0 + s]]
-                    off = base + (s << nb)
-                    column = table[off:off + (1 << nb)]
-                    for r in range(m):  # unsigned idx: no negative-index wraparound code
-                        ph[r] += column[idx[r]]
+                            idx[r] |= np.uint16(acc[r]) << shift
+            # each distinct feature of the tree: sum its table columns, then one update of phi
+            for fi in range(tree_feature_ptr[t], tree_feature_ptr[t + 1]):
+                ph = phi[feature_id[fi]]
+                p = feature_pair_ptr[fi]
+                pe = feature_pair_ptr[fi + 1]
+                while pe - p >= 4:
+                    c0 = table[pair_offset[p]:]
+                    c1 = table[pair_offset[p + 1]:]
+                    c2 = table[pair_offset[p + 2]:]
+                    c3 = table[pair_offset[p + 3]:]
+                    i0 = index[pair_group[p]]
+                    i1 = index[pair_group[p + 1]]
+                    i2 = index[pair_group[p + 2]]
+                    i3 = index[pair_group[p + 3]]
+                    for r in range(m):
+                        ph[r] += (c0[i0[r]] + c1[i1[r]]) + (c2[i2[r]] + c3[i3[r]])
+                    p += 4
+                if pe - p >= 2:
+                    c0 = table[pair_offset[p]:]
+                    c1 = table[pair_offset[p + 1]:]
+                    i0 = index[pair_group[p]]
+                    i1 = index[pair_group[p + 1]]
+                    for r in range(m):
+                        ph[r] += c0[i0[r]] + c1[i1[r]]
+                    p += 2
+                if pe - p == 1:
+                    c0 = table[pair_offset[p]:]
+                    i0 = index[pair_group[p]]
+                    for r in range(m):
+                        ph[r] += c0[i0[r]]
         for r in range(m):
             for f in range(F):
                 out[r0 + r, f] = phi[f, r]
@@ -541,7 +612,7 @@ def _kernel(X, out, bias, block, max_nodes, tree_node_ptr, tree_group_ptr, node_
 
 
 def shap_values(model: TreeShapModel, x: np.ndarray, n_threads: int | None = None,
-                block_rows: int = BLOCK_ROWS) -> np.ndarray:
+                block_rows: int | None = None) -> np.ndarray:
     """Exact path-dependent SHAP values, shaped (rows, features + 1) like ``pred_contribs``.
 
     ``x``: (rows, features) float array, NaN = missing; categorical features as category codes.
@@ -550,19 +621,22 @@ def shap_values(model: TreeShapModel, x: np.ndarray, n_threads: int | None = Non
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != model.num_features:
         raise ValueError(f"x must be (rows, {model.num_features}), got {x.shape}")
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float64)
-    x = np.ascontiguousarray(x)
+    # one compiled kernel, for C-contiguous float64 (float32 converts exactly; the kernel rounds to
+    # float32 itself, as XGBoost's DMatrix does)
+    x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty((x.shape[0], model.num_features + 1), np.float64)
     previous = numba.get_num_threads()
-    if n_threads is not None:
-        numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
+    threads = previous if n_threads is None else max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
+    if block_rows is None:  # blocks of <= BLOCK_ROWS rows, their count a multiple of the threads
+        n_blocks = threads * max(1, -(-x.shape[0] // (threads * BLOCK_ROWS)))
+        block_rows = max(1, -(-x.shape[0] // n_blocks))
+    numba.set_num_threads(threads)
     try:
-        _kernel(x, out, model.bias, int(block_rows), model.max_nodes, model.tree_node_ptr, model.tree_group_ptr,
-                model.node_feature, model.node_threshold, model.node_default_right, model.node_cat,
-                model.cat_ptr, model.cat_words, model.group_bits, model.group_bit_ptr, model.group_out_ptr,
-                model.group_table_offset, model.bit_term_ptr, model.term_node, model.term_flip,
-                model.out_feature, model.table)
+        _kernel(x, out, model.bias, int(block_rows), model.max_nodes, model.max_groups, model.tree_node_ptr,
+                model.tree_group_ptr, model.node_feature, model.node_threshold, model.node_default_right,
+                model.node_cat, model.cat_ptr, model.cat_words, model.group_bits, model.group_bit_ptr,
+                model.bit_term_ptr, model.term_node, model.term_flip, model.table, model.tree_feature_ptr,
+                model.feature_id, model.feature_pair_ptr, model.pair_group, model.pair_offset)
     finally:
         numba.set_num_threads(previous)
     return out
