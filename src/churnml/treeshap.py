@@ -203,7 +203,10 @@ def _plan_tree(tree: _Tree, max_bits: int):
             stack.append(int(tree.left[n]))
     local = {n: i for i, n in enumerate(internal)}
     for n in reversed(order):  # children before parents
-        n_internal_below[n] = 0 if tree.is_leaf(n) else 1 + n_internal_below[int(tree.left[n])] + n_internal_below[int(tree.right[n])]
+        if tree.is_leaf(n):
+            n_internal_below[n] = 0
+        else:
+            n_internal_below[n] = 1 + n_internal_below[int(tree.left[n])] + n_internal_below[int(tree.right[n])]
 
     groups = []
     # walk down with the ancestor path: list of (node, side) with side 1 = went right
