@@ -287,7 +287,8 @@ def installed(module: str) -> bool:
 SKIP_NOTES = {
     "shap_treeexplainer": "for an XGBoost Booster, shap.TreeExplainer.shap_values calls booster.predict("
                           "pred_contribs=True): identical values (max diff 0) and time within noise at 20,000 rows",
-    "fasttreeshap": "ignores XGBoost categorical splits (and v2 mishandles missing values): wrong values at 20,000 rows",
+    "fasttreeshap": "ignores XGBoost categorical splits (and v2 mishandles missing values): "
+                    "wrong values at 20,000 rows",
     "fasttreeshap_v1": "ignores XGBoost categorical splits: wrong values at 20,000 rows",
     "woodelf": "woodelf does not support trees with categorical splits",
 }
