@@ -14,6 +14,8 @@ from datetime import datetime
 import ibis
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from churnml.engine import connect
 from churnml.observations import LabelSpec, SplitSpec, build_observations, subscription_spells
@@ -146,3 +148,54 @@ def test_custom_label_times_reject_unknown_customers(tables):
     custom = pd.DataFrame({"customer_id": ["Z"], "cutoff": pd.to_datetime(["2024-02-15"]), "label": [1]})
     with pytest.raises(ValueError, match="unknown customer"):
         build_observations(tables, LabelSpec(definition="custom"), SplitSpec(), custom=custom)
+
+
+def _inactivity_by_hand(customers, events, cutoffs, spec, until):
+    """The inactivity definition, row by row: observed when active in the window before the
+    cutoff (or signed up in it); churned when nothing happens in [cutoff+lead, +horizon)."""
+    out = set()
+    for c in customers.itertuples():
+        times = events.loc[events["customer_id"] == c.customer_id, "timestamp"]
+        for cutoff in cutoffs:
+            since = cutoff - pd.Timedelta(days=spec.active_window)
+            if c.signup_date >= cutoff:
+                continue
+            if not (((times >= since) & (times < cutoff)).any() or c.signup_date >= since):
+                continue
+            start = cutoff + pd.Timedelta(days=spec.lead_days)
+            end = start + pd.Timedelta(days=spec.horizon_days)
+            if end > until:
+                continue  # the label is not known yet
+            out.add((c.customer_id, cutoff, int(not ((times >= start) & (times < end)).any())))
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+# active just before the first cutoff and back one day after it: not churned at that cutoff
+@example(days=[(0, 0, -7, 0), (0, 0, 1, 0)], signups=[0] * 6, window=30, horizon=30, lead=0)
+@given(
+    # events cluster around the cutoffs (month m, d days off), where the edge cases are
+    days=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 4), st.integers(-40, 40), st.integers(0, 23)),
+                  max_size=15),
+    signups=st.lists(st.integers(-30, 150), min_size=6, max_size=6),
+    window=st.integers(5, 60), horizon=st.integers(5, 60), lead=st.integers(0, 20),
+)
+def test_inactivity_labels_match_the_definition_row_by_row(days, signups, window, horizon, lead):
+    from churnml.observations import candidates, label_rows
+
+    connect()
+    origin = T("2024-01-01")
+    customers = pd.DataFrame({"customer_id": [f"c{i}" for i in range(6)],
+                              "signup_date": [origin + pd.Timedelta(days=d) for d in signups]})
+    cutoffs = [T("2024-02-01"), T("2024-03-01"), T("2024-04-01"), T("2024-05-01"), T("2024-06-01")]
+    events = pd.DataFrame({"customer_id": [f"c{c}" for c, _, _, _ in days],
+                           "timestamp": [cutoffs[m] + pd.Timedelta(days=d, hours=h) for _, m, d, h in days]},
+                          ).astype({"customer_id": "string", "timestamp": "datetime64[us]"})
+    until = T("2024-07-20")
+    spec = LabelSpec(definition="inactivity", activity_tables=("events",), active_window_days=window,
+                     horizon_days=horizon, lead_days=lead)
+    tables = {"customers": ibis.memtable(customers), "events": ibis.memtable(events)}
+    rows = label_rows(tables, candidates(tables["customers"], list(cutoffs)), spec, until, "inactivity").to_pandas()
+    known = rows[rows["label_known"]]
+    got = {(r.customer_id, T(r.cutoff), int(r.label)) for r in known.itertuples()}
+    assert got == _inactivity_by_hand(customers, events, cutoffs, spec, until)

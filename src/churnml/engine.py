@@ -22,4 +22,8 @@ def connect(
     # Keeping insertion order forces DuckDB to buffer results instead of streaming and spilling
     # them; at 100M events that runs out of memory. Outputs that need an order sort explicitly.
     config["preserve_insertion_order"] = False
+    # DuckDB runs an ASOF join as a nested loop when it guesses the left side is small; behind a
+    # union or a memtable its guess is often a few dozen rows for what is really a whole customer
+    # base, and the label joins then take minutes instead of a second. Always plan a real ASOF.
+    config["asof_loop_join_threshold"] = 0
     return ibis.duckdb.connect(**config)

@@ -193,11 +193,21 @@ def subscription_status(rows: ibis.Table, spells: ibis.Table, spec: LabelSpec, u
 def inactivity_status(rows: ibis.Table, activity: ibis.Table, spec: LabelSpec, until: datetime) -> ibis.Table:
     """Observed rows under the inactivity definition, with label and label_known."""
     activity = activity.select(act_customer="customer_id", ts="ts")
+    # Only activity near the cutoffs can decide anything: the last one before a cutoff matters
+    # only inside the active window, the next one only from the window's start. Filtering first
+    # keeps the ASOF joins from sorting the whole history (at scoring time, one cutoff at the end
+    # of the data, almost all of it is dropped); the results are the same.
+    earliest_cutoff = rows.cutoff.min().as_scalar()
+    latest_cutoff = rows.cutoff.max().as_scalar()
+    recent = activity.filter(
+        activity.ts >= earliest_cutoff - ibis.interval(days=spec.active_window), activity.ts < latest_cutoff
+    )
+    later = activity.filter(activity.ts >= earliest_cutoff + ibis.interval(days=spec.lead_days))
     # the last activity strictly before the cutoff decides whether they are still a customer
     last = rows.asof_join(
-        activity.select("act_customer", last_ts="ts"),
-        on=rows.cutoff > activity.ts.name("last_ts"),
-        predicates=rows.customer_id == activity.act_customer,
+        recent.select("act_customer", last_ts="ts"),
+        on=rows.cutoff > recent.ts.name("last_ts"),
+        predicates=rows.customer_id == recent.act_customer,
     ).select("customer_id", "signup_date", "cutoff", "last_ts")
     since = last.cutoff - ibis.interval(days=spec.active_window)
     active = last.filter((last.last_ts >= since) | (last.signup_date >= since))
@@ -205,9 +215,9 @@ def inactivity_status(rows: ibis.Table, activity: ibis.Table, spec: LabelSpec, u
     active = active.mutate(window_start=window_start)
     # the first activity at or after the window opens decides the label
     nxt = active.asof_join(
-        activity.select(nxt_customer="act_customer", next_ts="ts"),
-        on=active.window_start <= activity.ts.name("next_ts"),
-        predicates=active.customer_id == activity.act_customer.name("nxt_customer"),
+        later.select(nxt_customer="act_customer", next_ts="ts"),
+        on=active.window_start <= later.ts.name("next_ts"),
+        predicates=active.customer_id == later.act_customer.name("nxt_customer"),
     )
     window_end = nxt.window_start + ibis.interval(days=spec.horizon_days)
     return nxt.select(
