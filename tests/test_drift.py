@@ -45,3 +45,19 @@ def test_drift_is_zero_on_the_training_data_and_large_on_a_shift():
     # a value beyond every training edge still lands in the outer bin, not nowhere
     extreme = drift_report(profile, pd.DataFrame({"x": [1e9] * 10, "plan": [0.0] * 10})).set_index("feature")
     assert extreme.loc["x", "psi"] > 1
+
+
+def test_counts_of_chunks_add_up_to_the_whole():
+    from churnml.drift import add_counts, bin_counts, drift_from_counts
+
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"x": rng.normal(size=2000), "plan": rng.integers(0, 2, 2000).astype(float)})
+    profile = feature_profile(train, CATALOG, {"plan": ["basic", "pro"]})
+    scored = pd.DataFrame({"x": rng.normal(loc=0.5, size=999), "plan": rng.integers(0, 2, 999).astype(float)})
+    scored.loc[::7, "x"] = np.nan
+    scored.loc[::5, "plan"] = np.nan
+    total = None
+    for start in range(0, len(scored), 250):
+        total = add_counts(total, bin_counts(profile, scored.iloc[start:start + 250]))
+    assert sum(total["x"]) == sum(total["plan"]) == 999
+    pd.testing.assert_frame_equal(drift_from_counts(profile, total), drift_report(profile, scored))

@@ -176,6 +176,103 @@ def test_command_line_names_a_missing_model(project):
     assert "models:/churnml@nobody" in proc.stderr and not (home / "x.parquet").exists()
 
 
+def _dataset_copy(home, name, change):
+    """A copy of the project's raw dataset with one table changed by `change(frame)`."""
+    source, target = home / "data/raw/default", home / "data/raw" / name
+    shutil.copytree(source, target)
+    table, frame = change
+    path = target / f"{table}.parquet"
+    frame(pd.read_parquet(path)).to_parquet(path, index=False)
+    return target
+
+
+def _previous_output(home, name):
+    out = home / "adhoc" / name
+    out.parent.mkdir(exist_ok=True)
+    out.write_bytes(b"yesterday's scores")
+    return out
+
+
+def test_a_column_of_another_type_fails_before_scoring_naming_the_features(project):
+    home, _ = project
+    # the model learnt prof_country from a text column; here it arrives as numbers
+    data = _dataset_copy(home, "numeric_country", ("customers", lambda f: f.assign(
+        country=f["country"].astype("category").cat.codes.astype("int64"))))
+    out = _previous_output(home, "mismatch.parquet")
+    proc = run(["churnml", "score", "--data", str(data), "--out", str(out)], home, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "does not fit the model's features" in proc.stderr
+    assert "customers.country is int64 but the model was trained with it as categorical" in proc.stderr
+    assert "prof_country" in proc.stderr
+    assert "scoring: chunk" not in proc.stderr  # refused before any chunk was scored
+    assert out.read_bytes() == b"yesterday's scores"
+
+
+def test_a_missing_table_fails_naming_the_features_it_feeds(project):
+    home, _ = project
+    data = home / "data/raw/no_feedback"
+    shutil.copytree(home / "data/raw/default", data)
+    (data / "feedback.parquet").unlink()  # an optional table: the dataset is valid without it
+    proc = run(["churnml", "score", "--data", str(data), "--out", "adhoc/nofb.parquet"], home, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "feedback" in proc.stderr and "fb_" in proc.stderr
+    assert not (home / "adhoc/nofb.parquet").exists()
+
+
+def test_bad_rows_fail_with_table_column_and_examples_and_keep_the_old_scores(project):
+    home, _ = project
+    data = _dataset_copy(home, "bad_events", ("events", lambda f: f.assign(
+        customer_id=f["customer_id"].where(f.index % 1000 != 7, None))))
+    out = _previous_output(home, "bad.parquet")
+    proc = run(["churnml", "score", "--data", str(data), "--out", str(out)], home, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "events" in proc.stderr and "customer_id" in proc.stderr and "row" in proc.stderr
+    assert out.read_bytes() == b"yesterday's scores"
+
+
+def test_chunks_change_nothing_and_a_terminal_gets_a_progress_bar(project):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    home, _ = project
+    whole = home / "adhoc" / "whole.parquet"
+    run(["churnml", "score", "--explain", "all", "--out", str(whole)], home)
+    params = home / "params_small_chunks.yaml"
+    text = (home / "params.yaml").read_text()
+    assert "customers_per_chunk: 250000" in text
+    params.write_text(text.replace("customers_per_chunk: 250000", "customers_per_chunk: 150"))
+    chunked = home / "adhoc" / "chunked.parquet"
+    # stderr on a pseudo-terminal: the command must draw a bar there, not log lines
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(["churnml", "score", "--explain", "all", "--params", str(params), "--out", str(chunked)],
+                            cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    terminal = b""
+    while True:  # read while it runs: a full pseudo-terminal would block the writer
+        try:
+            block = os.read(leader, 65536)
+        except OSError:  # the writer is gone
+            break
+        if not block:
+            break
+        terminal += block
+    os.close(leader)
+    proc.wait(timeout=600)
+    assert proc.returncode == 0, terminal.decode(errors="replace")[-3000:]
+    screen = terminal.decode(errors="replace")
+    assert "scoring:" in screen and "customer/s" in screen and "100%" in screen
+    assert "scoring: chunk" not in screen
+    summary = json.loads((home / "adhoc" / "chunked_summary.json").read_text())
+    assert summary["chunks"] > 2
+    assert chunked.read_bytes() == whole.read_bytes()
+    # and without a terminal, plain log lines, one per chunk
+    logged = run(["churnml", "score", "--params", str(params), "--out", str(home / "adhoc" / "logged.parquet")], home)
+    assert f"scoring: chunk {summary['chunks']} of {summary['chunks']}" in logged.stderr
+
+
 def test_experiment_with_an_override(project):
     home, _ = project
     # with the search off, `model` is trained exactly as set

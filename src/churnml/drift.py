@@ -62,16 +62,34 @@ def psi(expected: list[float], actual: list[float]) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def drift_report(profile: dict[str, Any], matrix: pd.DataFrame, threshold: float = DRIFT_THRESHOLD) -> pd.DataFrame:
-    """PSI of every profiled feature on `matrix`: (feature, psi, drifted), largest first."""
-    rows = []
+def bin_counts(profile: dict[str, Any], matrix: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Rows of `matrix` in each profile bin, per feature. Counts of chunks add up, so a base
+    scored chunk by chunk never needs its whole matrix in memory to measure drift."""
+    counts = {}
     for name, entry in profile["features"].items():
         values = matrix[name].to_numpy(dtype="float64")
         if entry["kind"] == "categorical":
-            counts = _categorical_counts(values, int(entry["levels"]))
+            counts[name] = _categorical_counts(values, int(entry["levels"]))
         else:
-            counts = _numeric_counts(values, entry["edges"])
-        value = psi(entry["shares"], _shares(counts)) if len(values) else float("nan")
+            counts[name] = _numeric_counts(values, entry["edges"])
+    return counts
+
+
+def add_counts(total: dict[str, np.ndarray] | None, more: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return dict(more) if total is None else {name: total[name] + more[name] for name in total}
+
+
+def drift_from_counts(profile: dict[str, Any], counts: dict[str, np.ndarray],
+                      threshold: float = DRIFT_THRESHOLD) -> pd.DataFrame:
+    """PSI of every profiled feature from its bin counts: (feature, psi, drifted), largest first."""
+    rows = []
+    for name, entry in profile["features"].items():
+        value = psi(entry["shares"], _shares(counts[name])) if counts[name].sum() else float("nan")
         rows.append({"feature": name, "psi": value, "drifted": bool(value > threshold)})
     frame = pd.DataFrame(rows, columns=["feature", "psi", "drifted"])
     return frame.sort_values(["psi", "feature"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def drift_report(profile: dict[str, Any], matrix: pd.DataFrame, threshold: float = DRIFT_THRESHOLD) -> pd.DataFrame:
+    """PSI of every profiled feature on `matrix`: (feature, psi, drifted), largest first."""
+    return drift_from_counts(profile, bin_counts(profile, matrix), threshold)

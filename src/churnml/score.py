@@ -8,6 +8,8 @@ summary, never silently dropped.
 from __future__ import annotations
 
 import logging
+import shutil
+import sys
 import time
 from datetime import datetime
 
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from churnml.drift import drift_report
+from churnml.drift import add_counts, bin_counts, drift_from_counts
 from churnml.evaluate import customer_value
 from churnml.explain import explain_rows
 from churnml.features import build_features, check_compatible
@@ -70,11 +72,15 @@ def _chunks(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
 
 def _progress(total: int, show_bar: bool):
     """A tqdm bar on a terminal; plain log lines otherwise (scheduled runs write to files)."""
-    if show_bar:
-        from tqdm import tqdm
+    if not show_bar:
+        return None
+    from tqdm import tqdm
 
-        return tqdm(total=total, unit="customer", desc="scoring")
-    return None
+    size = shutil.get_terminal_size((0, 0))
+    # a terminal that reports no size (a pseudo-terminal a scheduler opened, `docker run -t`)
+    # makes tqdm hide the bar; give it a conventional one instead
+    shape = {} if size.columns > 0 and size.lines > 0 else {"ncols": 80, "nrows": 24}
+    return tqdm(total=total, unit="customer", desc="scoring", file=sys.stderr, **shape)
 
 
 def score_customers(
@@ -103,10 +109,13 @@ def score_customers(
     if explain not in EXPLAIN_MODES:
         raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got '{explain}'")
     value = value or {"value": "auto", "value_months": 12, "constant_value": 0.0}
+    started = time.perf_counter()
     observed, counts = eligible_customers(tables, as_of, label_spec)
+    phases = dict.fromkeys(("eligible", "features", "predict", "explain"), 0.0)
+    phases["eligible"] = time.perf_counter() - started
     lowest = min(risk_tiers, key=risk_tiers.get)
-    phases = dict.fromkeys(("features", "predict", "explain"), 0.0)
-    parts, matrices = [], []
+    profile = profile_of(booster)
+    parts, drift_counts = [], None
     bar = _progress(len(observed), progress)
     chunks = _chunks(observed, customers_per_chunk)
     for number, chunk in enumerate(chunks, start=1):
@@ -136,7 +145,8 @@ def score_customers(
             part = part.join(reasons)
         phases["explain"] += time.perf_counter() - started
         parts.append(part)
-        matrices.append(matrix)
+        if profile and len(matrix):
+            drift_counts = add_counts(drift_counts, bin_counts(profile, matrix))
         if bar is not None:
             bar.update(len(chunk))
         else:
@@ -152,8 +162,7 @@ def score_customers(
     scores = scores.sort_values(["churn_probability", "customer_id"], ascending=[False, True], kind="stable")
     scores.insert(4, "rank", np.arange(1, len(scores) + 1))
     scores = scores.reset_index(drop=True)
-    profile = profile_of(booster)
-    drift = drift_report(profile, pd.concat(matrices, ignore_index=True)) if profile and len(scores) else None
+    drift = drift_from_counts(profile, drift_counts) if drift_counts is not None else None
     summary = {
         "as_of": f"{pd.Timestamp(as_of):%Y-%m-%d}",
         "model_version": str(model_version),
