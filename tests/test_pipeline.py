@@ -152,6 +152,9 @@ def test_command_line_scores_at_a_given_date(project):
     scoring = client.get_experiment_by_name("churnml-scoring")
     runs = client.search_runs([scoring.experiment_id], "tags.`churnml.as_of` = '2026-05-01'")
     assert len(runs) == 2 and runs[0].data.metrics["scored"] == len(scores)
+    logged = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert {"drift.json", "score_histogram.json"} <= logged and any(p.endswith("_summary.json") for p in logged)
+    assert runs[0].data.metrics["max_psi"] == pytest.approx(max(d["psi"] for d in summary["drift"]), abs=1e-6)
 
 
 def test_an_unreachable_tracking_server_is_named(project):

@@ -104,6 +104,12 @@ def log_scoring_run(experiment: str, artifact_location: str | None, summary: dic
         mlflow.log_metrics({f"tier_{k}": v for k, v in summary["tiers"].items()})
         mlflow.log_metrics({f"probability_{k}": v for k, v in summary["probability_quantiles"].items()})
         mlflow.log_metric("drifted_features", len(summary["drifted_features"]))
+        if summary.get("drift"):
+            import pandas as pd
+
+            # a table the MLflow UI shows and compares across scoring runs
+            mlflow.log_table(pd.DataFrame(summary["drift"]), "drift.json")
+            mlflow.log_metric("max_psi", max(row["psi"] for row in summary["drift"]))
         counts, edges = np.histogram(probabilities, bins=20, range=(0, 1))
         mlflow.log_dict({"edges": edges.round(4).tolist(), "counts": counts.tolist()}, "score_histogram.json")
         mlflow.log_artifact(str(summary_path))
