@@ -140,6 +140,7 @@ def test_command_line_scores_at_a_given_date(project):
     assert set(scores["as_of"].astype(str).str[:10]) == {"2026-05-01"}
     assert len(scores) > 0 and "reason_2" in scores.columns and "reason_3" not in scores.columns
     assert (scores["value_at_risk"] >= 0).all() and scores["value_at_risk"].gt(0).any()
+    assert scores["value_at_risk"].to_numpy() == pytest.approx((scores["churn_probability"] * scores["customer_value"]).to_numpy())
     summary = json.loads((home / "adhoc" / "scores_summary.json").read_text())
     assert {"features", "predict", "explain", "write"} <= set(summary["phases_s"])
     assert len(summary["drift"]) > 50 and "drift (PSI > 0.25):" in proc.stdout

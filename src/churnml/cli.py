@@ -1,4 +1,5 @@
-"""The `churnml` command line: generate the default dataset, score a dataset, promote a model.
+"""The `churnml` command line: generate the default dataset, score a dataset, promote a model,
+target a retention campaign and measure it.
 
 This is an edge: it reads params.yaml (the composed conf/) once and hands plain values on.
 """
@@ -13,9 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from churnml.validate import ValidationError
+
+if TYPE_CHECKING:
+    from churnml.evaluate import Economics
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -103,6 +109,70 @@ def score_dataset(
     return target
 
 
+def _report(args: argparse.Namespace) -> int:
+    folder = report_dataset(params_path=Path(args.params), data_dir=Path(args.data) if args.data else None,
+                            scores_path=Path(args.scores) if args.scores else None,
+                            out=Path(args.out) if args.out else None)
+    print(f"retention report: {folder / 'retention.html'}")
+    return 0
+
+
+def report_dataset(*, params_path: Path, data_dir: Path | None, scores_path: Path | None, out: Path | None) -> Path:
+    """Validate a raw dataset, measure retention against a scores file, write the report.
+
+    Arguments left as None take their value from params.yaml. The DVC report stage calls this too.
+    Returns the report folder.
+    """
+    from churnml import tracking
+    from churnml.dataset import validate_folder
+    from churnml.engine import connect
+    from churnml.observations import observed_until
+    from churnml.params import load_params
+    from churnml.retention_report import ClvSpec, build_retention, write_retention
+    from churnml.settings import engine_options, label_spec
+    from churnml.targeting import check_scores, read_scores
+
+    params = load_params(params_path)
+    data, track, config = params["data"], params["tracking"], params["retention"]
+    con = connect(**engine_options(params["engine"]))
+    tables = validate_folder(
+        con, data_dir or Path(data["path"]), data["tables"], checks=data.get("checks"),
+        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
+    ).tables
+    scores_file = scores_path or Path(params["paths"]["scores"])
+    scores = check_scores(read_scores(scores_file), str(scores_file))
+    if "value_at_risk" not in scores:
+        scores["value_at_risk"] = scores["churn_probability"] * scores["customer_value"]
+    if "risk_tier" not in scores:
+        scores["risk_tier"] = pd.NA
+    result = build_retention(
+        tables, scores, spec=label_spec(params["labels"]), until=observed_until(tables),
+        segments=list(config.get("segments") or []), recent_months=int(config["recent_months"]),
+        clv=ClvSpec(**config["clv"]), value_months=float(params["evaluate"]["economics"]["value_months"]),
+    )
+    # the DVC stage's outputs sit where dvc.yaml says; an ad-hoc report keeps everything in its folder
+    folder = out or Path(params["paths"]["retention"])
+    reports = Path(params["paths"]["reports"])
+    paths = write_retention(result, folder, folder / "retention.json" if out else reports / "retention.json",
+                            None if out else reports / "plots" / "churn_rate.csv")
+    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
+    tracking.log_retention_run(track.get("retention_experiment") or f"{track['experiment']}-retention",
+                               track.get("artifact_location"), result.headline, paths)
+    head = result.headline
+    print(f"retention as of {head['as_of']} ({head['definition']} definition): churn {_pct(head['churn_rate_latest'])} "
+          f"in {head['churn_rate_latest_month']}, {_pct(head['churn_rate_mean_recent'])} a month over the last "
+          f"{head['recent_months']} months; repeat purchase rate {_pct(head['repeat_purchase_rate'])}, "
+          f"average order {head['average_order_value']}, predicted CLV {head['predicted_clv_total']:,.0f} in all, "
+          f"value at risk {head['value_at_risk_total']:,.0f}")
+    for note in result.notes:
+        print(f"note: {note}")
+    return folder
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
 def _promote(args: argparse.Namespace) -> int:
     from churnml import tracking
     from churnml.params import load_params
@@ -114,6 +184,145 @@ def _promote(args: argparse.Namespace) -> int:
     print(f"{name} v{args.version} is now @{track['champion_alias']}"
           f"{f' (was v{previous})' if previous else ''}: {args.reason}")
     return 0
+
+
+def _economics(args: argparse.Namespace, economics: dict) -> Economics:
+    """The campaign's economics: flags given on the command line win over evaluate.economics."""
+    from churnml.evaluate import Economics
+
+    def pick(flag: float | None, key: str) -> float:
+        return float(economics[key]) if flag is None else float(flag)
+
+    return Economics(contact_cost=pick(args.contact_cost, "contact_cost"),
+                     offer_cost=pick(args.offer_cost, "offer_cost"),
+                     success_rate=pick(args.success_rate, "success_rate"))
+
+
+def _target(args: argparse.Namespace) -> int:
+    from churnml import targeting
+    from churnml.params import load_params
+
+    params = load_params(Path(args.params))
+    target_cfg = params.get("target") or {}
+    econ = _economics(args, params["evaluate"]["economics"])
+    share = float(target_cfg.get("control_share", 0.1) if args.control_share is None else args.control_share)
+    source = Path(args.scores)
+    scores = targeting.check_scores(targeting.read_scores(source), str(source))
+    as_of = targeting.scores_as_of(scores, str(source))
+    digest = targeting.file_digest(source)
+    campaign_id = targeting.check_campaign_id(args.campaign_id or targeting.default_campaign_id(as_of, digest))
+    targets = targeting.select_targets(scores, econ, campaign_id=campaign_id, control_share=share,
+                                       budget=args.budget, max_cost=args.max_cost)
+    totals = targeting.campaign_totals(targets, econ)
+    versions = sorted(scores["model_version"].dropna().astype(str).unique()) if "model_version" in scores else []
+    campaign = {
+        "campaign_id": campaign_id,
+        "as_of": None if as_of is None else f"{as_of:%Y-%m-%d}",
+        "economics": {"contact_cost": econ.contact_cost, "offer_cost": econ.offer_cost,
+                      "success_rate": econ.success_rate, "control_share": share,
+                      "budget": args.budget, "max_cost": args.max_cost},
+        "scores": {"path": str(source), "sha256": digest, "customers": int(len(scores)),
+                   "positive_net_value": int((targeting.expected_net_value(
+                       scores["churn_probability"], scores["customer_value"], econ) > 0).sum()),
+                   "model_version": ",".join(versions) or None},
+        # what campaign-report measures against: the project's churn definition over this horizon
+        "labels": {"definition": params["labels"]["definition"], "horizon_days": int(params["labels"]["horizon_days"])},
+        **totals,
+    }
+    folder = Path(args.out) if args.out else Path(target_cfg.get("out_dir", "data/campaigns")) / campaign_id
+    targeting.write_campaign(folder, targets, campaign, targeting.profit_by_budget(scores, econ))
+    counts = totals["counts"]
+    print(f"campaign {campaign_id}: contact {counts['treated']:,} customers, hold out {counts['control']:,} "
+          f"as control; expected cost {totals['expected_cost']:,.2f}, expected net value "
+          f"{totals['expected_net_value']:,.2f}; written to {folder}")
+    if counts["control"] == 0:
+        print("note: the control group is empty, so campaign-report will not be able to measure this campaign")
+    return 0
+
+
+def _campaign_report(args: argparse.Namespace) -> int:
+    from churnml import campaign as measure
+    from churnml.dataset import validate_folder
+    from churnml.engine import connect
+    from churnml.evaluate import Economics
+    from churnml.io import read_json, write_json
+    from churnml.observations import observed_until
+    from churnml.params import load_params
+    from churnml.settings import engine_options, label_spec
+
+    folder = Path(args.campaign)
+    for name in ("campaign.json", "targets.parquet"):
+        if not (folder / name).exists():
+            raise FileNotFoundError(f"{folder / name} not found: is {folder} a folder written by `churnml target`?")
+    record = read_json(folder / "campaign.json")
+    if not record.get("as_of"):
+        raise ValueError(f"{folder / 'campaign.json'} has no as_of (its scores had no as_of column): "
+                         "there is no date to measure churn from")
+    targets = pd.read_parquet(folder / "targets.parquet")
+    params = load_params(Path(args.params))
+    data = params["data"]
+    con = connect(**engine_options(params["engine"]))
+    tables = validate_folder(
+        con, Path(args.data), data["tables"], checks=data.get("checks"),
+        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
+    ).tables
+    as_of = pd.Timestamp(record["as_of"]).to_pydatetime()
+    until = observed_until(tables)
+    spec = measure.measurement_spec(label_spec(params["labels"]), record["labels"]["horizon_days"])
+    try:
+        outcomes = measure.measure_outcomes(tables, targets, as_of, spec, until)
+    except ValueError as error:
+        raise ValueError(f"campaign {record['campaign_id']}: {error}") from None
+    econ_cfg = record["economics"]
+    econ = Economics(contact_cost=econ_cfg["contact_cost"], offer_cost=econ_cfg["offer_cost"],
+                     success_rate=econ_cfg["success_rate"])
+    result = measure.compare_groups(outcomes, targets["customer_value"], econ)
+    window_end = pd.Timestamp(as_of) + pd.Timedelta(days=spec.horizon_days)
+    report = {
+        "campaign_id": record["campaign_id"],
+        "as_of": record["as_of"],
+        "window": {"start": record["as_of"], "end": f"{window_end:%Y-%m-%d}", "definition": spec.definition,
+                   "horizon_days": spec.horizon_days},
+        "data": {"path": str(args.data), "observed_until": f"{until:%Y-%m-%d}"},
+        "expected_net_value": record.get("expected_net_value"),
+        **result,
+    }
+    path = write_json(report, folder / "campaign_report.json")
+    print(_campaign_summary(report))
+    print(f"report: {path}")
+    return 0
+
+
+def _campaign_summary(report: dict) -> str:
+    """A few readable lines from a campaign report."""
+    def interval(part: dict, fmt: str) -> str:
+        if part["ci_low"] is None:
+            return "n/a"
+        return f"{format(part['ci_low'], fmt)} to {format(part['ci_high'], fmt)}"
+
+    window, diff = report["window"], report["difference"]
+    lines = [f"campaign {report['campaign_id']}: churn in [{window['start']}, {window['end']}) "
+             f"({window['definition']} definition)"]
+    for group in ("treated", "control"):
+        g = report["groups"][group]
+        rate = "n/a" if g["churn_rate"] is None else f"{g['churn_rate']:.1%}"
+        lines.append(f"  {group:8s} {g['measured']:,} measured of {g['targeted']:,}: {g['churned']:,} churned ({rate})")
+    p_value = "n/a" if diff["p_value"] is None else f"{diff['p_value']:.3g}"
+    points = {key: None if diff[key] is None else 100 * diff[key] for key in ("estimate", "ci_low", "ci_high")}
+    lines.append(f"  churn difference (control - treated): {points['estimate']:+.1f} points, "
+                 f"{diff['confidence']:.0%} CI {interval(points, '+.1f')}, p = {p_value}")
+    lines.append(f"  retained by the campaign: {report['retained']['estimate']:,.1f} customers "
+                 f"(CI {interval(report['retained'], ',.1f')})")
+    net = report["net_value"]
+    lines.append(f"  realised net value: {net['estimate']:,.2f} (CI {interval(net, ',.2f')}); "
+                 f"expected when targeted: {report['expected_net_value']:,.2f}")
+    for group in ("treated", "control"):
+        gone, missing = report["groups"][group]["not_observed"], report["groups"][group]["not_found"]
+        if not gone and not missing:
+            continue
+        lines.append(f"  not measured ({group}): {gone:,} no longer a customer at the as-of date, "
+                     f"{missing:,} not in the customers table")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +353,40 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--name", help="registered model (default: tracking.registered_model)")
     promote.add_argument("--params", default="params.yaml", help="composed config (default params.yaml)")
     promote.set_defaults(func=_promote)
+
+    target = sub.add_parser(
+        "target", help="pick whom a retention campaign contacts, with a control group held out",
+        description="Rank the scored customers by expected net retained value (probability x value x "
+                    "success rate - contact and offer cost), contact the best with a positive value up to the "
+                    "budget, and hold out a hashed control group from the same range.")
+    target.add_argument("--scores", required=True, help="scores file from `churnml score` (.parquet or .csv)")
+    limit = target.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--budget", type=int, help="at most this many customers contacted")
+    limit.add_argument("--max-cost", type=float, help="at most this total contact + offer cost")
+    target.add_argument("--contact-cost", type=float,
+                        help="cost of one contact (default: evaluate.economics.contact_cost)")
+    target.add_argument("--offer-cost", type=float, help="cost of one offer (default: evaluate.economics.offer_cost)")
+    target.add_argument("--success-rate", type=float,
+                        help="chance the offer keeps a would-be churner (default: evaluate.economics.success_rate)")
+    target.add_argument("--control-share", type=float, help="share held out as control (default: target.control_share)")
+    target.add_argument("--campaign-id",
+                        help="campaign name; also seeds the control draw (default: <as-of>-<scores hash>)")
+    target.add_argument("--out", help="campaign folder (default: target.out_dir/<campaign id>)")
+    target.add_argument("--params", default="params.yaml", help="composed config (default params.yaml)")
+    target.set_defaults(func=_target)
+
+    report = sub.add_parser("report", help="retention report: churn per month, cohorts, purchases, CLV, segments")
+    report.add_argument("--data", help="raw dataset folder (default: data.path in params)")
+    report.add_argument("--scores", help="scores file from `churnml score` (default: paths.scores)")
+    report.add_argument("--out", help="report folder (default: paths.retention)")
+    report.add_argument("--params", default="params.yaml", help="composed config (default params.yaml)")
+    report.set_defaults(func=_report)
+
+    campaign_cmd = sub.add_parser("campaign-report", help="measure a campaign: churn among the treated against control")
+    campaign_cmd.add_argument("--campaign", required=True, help="campaign folder written by `churnml target`")
+    campaign_cmd.add_argument("--data", required=True, help="raw dataset folder covering the weeks after the campaign")
+    campaign_cmd.add_argument("--params", default="params.yaml", help="composed config (default params.yaml)")
+    campaign_cmd.set_defaults(func=_campaign_report)
     return parser
 
 

@@ -146,6 +146,33 @@ def render_report(*, title: str, summary: dict[str, str | int | float], global_d
     )
 
 
+def render_page(*, title: str, summary: dict[str, Any], figures: dict[str, bytes],
+                tables: dict[str, pd.DataFrame], note: str = "") -> str:
+    """A plain self-contained page in the report's style: headline numbers, figures, tables."""
+    sections = [f"<h1>{_esc(title)}</h1>", _summary_section(summary), _figures_section(figures)]
+    for caption, frame in tables.items():
+        headers = [str(c) for c in frame.columns]
+        numeric = {i for i, c in enumerate(frame.columns) if pd.api.types.is_numeric_dtype(frame[c])}
+        rows = ["<tr>" + "".join(f"<td{_NUM_CLASS if i in numeric else ''}>{_fmt(v, _decimals(v))}</td>"
+                                 for i, v in enumerate(row)) + "</tr>" for row in frame.itertuples(index=False)]
+        table = _table(headers, rows, numeric=numeric, empty="no rows")
+        sections.append(f'<section>\n<h2>{_esc(caption)}</h2>\n<div class="scroll">{table}</div>\n</section>')
+    if note:
+        sections.append(f"<footer>{_esc(note)}</footer>")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n"
+        '<body>\n<main class="container">\n' + "\n".join(sections) + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+def _decimals(value: Any) -> int | None:
+    # shares and rates read best with three decimals; larger amounts as _fmt shows them
+    return 3 if isinstance(value, float) and abs(value) < 10 else None
+
+
 def write_report(html: str, path: Path) -> Path:
     """Write the report atomically (a crash leaves any previous report intact)."""
     path = Path(path)

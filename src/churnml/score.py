@@ -133,9 +133,10 @@ def score_customers(
             "as_of": pd.Timestamp(as_of).normalize(),
             "churn_probability": probability.astype("float64"),
             "risk_tier": pd.Series(risk_tier(probability, risk_tiers), dtype="string"),
-            "value_at_risk": probability * customer_value(features, value["value"], float(value["value_months"]),
-                                                          float(value["constant_value"])),
+            "customer_value": customer_value(features, value["value"], float(value["value_months"]),
+                                             float(value["constant_value"])),
         })
+        part["value_at_risk"] = part["churn_probability"] * part["customer_value"]
         phases["predict"] += time.perf_counter() - started
         started = time.perf_counter()
         mask = {"all": np.ones(len(part), bool), "none": np.zeros(len(part), bool),

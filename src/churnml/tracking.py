@@ -114,3 +114,17 @@ def log_scoring_run(experiment: str, artifact_location: str | None, summary: dic
         mlflow.log_dict({"edges": edges.round(4).tolist(), "counts": counts.tolist()}, "score_histogram.json")
         mlflow.log_artifact(str(summary_path))
     return run.info.run_id
+
+
+def log_retention_run(experiment: str, artifact_location: str | None, headline: dict,
+                      paths: dict[str, Path]) -> str:
+    """Log a retention report in its own experiment: the headline numbers, figures and tables."""
+    configure(mlflow.get_tracking_uri(), experiment, artifact_location)
+    with mlflow.start_run(run_name=f"retention {headline['as_of']}") as run:
+        mlflow.set_tags({"churnml.as_of": headline["as_of"], "churnml.definition": headline["definition"]})
+        mlflow.log_metrics({k: float(v) for k, v in headline.items()
+                            if isinstance(v, int | float) and not isinstance(v, bool)})
+        for name, path in paths.items():
+            if name != "clv.parquet":  # per-customer values stay with the DVC outputs
+                mlflow.log_artifact(str(path), artifact_path="retention")
+    return run.info.run_id
