@@ -29,11 +29,12 @@ def project(tmp_path_factory):
 
 def test_every_stage_ran_and_wrote_its_outputs(project):
     home, log = project
-    for stage in ("validate", "observations", "features", "train", "evaluate", "explain", "score"):
+    for stage in ("validate", "observations", "features", "train", "evaluate", "explain", "score", "report"):
         assert f"Running stage '{stage}'" in log
     for path in ("data/interim/validated/customers.parquet", "data/processed/observations.parquet",
                  "data/processed/features.parquet", "data/processed/feature_catalog.csv", "models/model.ubj",
-                 "data/processed/explanations.parquet", "reports/drivers/churn_drivers.html", "data/scores/scores.parquet"):
+                 "data/processed/explanations.parquet", "reports/drivers/churn_drivers.html", "data/scores/scores.parquet",
+                 "reports/retention.json", "reports/retention/retention.html", "reports/retention/cohort_retention.png"):
         assert (home / path).exists(), path
 
 
@@ -275,6 +276,74 @@ def test_chunks_change_nothing_and_a_terminal_gets_a_progress_bar(project):
     # and without a terminal, plain log lines, one per chunk
     logged = run(["churnml", "score", "--params", str(params), "--out", str(home / "adhoc" / "logged.parquet")], home)
     assert f"scoring: chunk {summary['chunks']} of {summary['chunks']}" in logged.stderr
+
+
+def test_retention_report_headlines_are_dvc_metrics_and_in_mlflow(project):
+    home, log = project
+    headline = json.loads((home / "reports/retention.json").read_text())
+    assert headline["customers"] == 900 and headline["definition"] == "hybrid"
+    assert 0 < headline["churn_rate_mean_recent"] < 1 and 0 < headline["repeat_purchase_rate"] <= 1
+    assert headline["average_order_value"] > 0 and headline["predicted_clv_total"] > 0
+    shown = run(["dvc", "metrics", "show", "--json"], home).stdout
+    assert "churn_rate_mean_recent" in shown
+    cohorts = pd.read_csv(home / "reports/retention/cohort_retention.csv")
+    assert cohorts["customers"].sum() == 900
+    segments = pd.read_csv(home / "reports/retention/segments.csv")
+    assert {"plan", "country", "channel", "risk tier"} <= set(segments["segment_kind"])
+    scored = pd.read_parquet(home / "data/scores/scores.parquet")
+    by_tier = segments[segments["segment_kind"] == "risk tier"]
+    assert by_tier["customers"].sum() == len(scored)
+    assert by_tier["value_at_risk"].sum() == pytest.approx(scored["value_at_risk"].sum())
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
+    experiment = client.get_experiment_by_name("churnml-retention")
+    latest = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"])[0]
+    assert latest.data.metrics["churn_rate_mean_recent"] == pytest.approx(headline["churn_rate_mean_recent"])
+    logged = {a.path for a in client.list_artifacts(latest.info.run_id, "retention")}
+    assert {"retention/cohort_retention.png", "retention/churn_rate.png", "retention/retention.html"} <= logged
+
+
+def test_target_then_measure_a_campaign(project):
+    home, _ = project
+    out = home / "adhoc" / "campaign"
+    proc = run(["churnml", "target", "--scores", "data/scores/scores.parquet", "--budget", "40",
+                "--campaign-id", "e2e", "--out", str(out)], home)
+    targets = pd.read_parquet(out / "targets.parquet")
+    assert (targets["group"] == "treated").sum() <= 40 and set(targets["group"]) <= {"treated", "control"}
+    assert targets["expected_net_value"].gt(0).all() and (out / "profit_by_budget.png").exists()
+    # the same campaign id draws the same control group again
+    again = run(["churnml", "target", "--scores", "data/scores/scores.parquet", "--budget", "40",
+                 "--campaign-id", "e2e", "--out", str(home / "adhoc" / "again")], home)
+    assert pd.read_parquet(home / "adhoc/again/targets.parquet")["group"].tolist() == targets["group"].tolist()
+    assert proc.returncode == again.returncode == 0
+    # the data ends at the as-of date: the outcome window has not passed yet, and it says when it will
+    measured = run(["churnml", "campaign-report", "--campaign", str(out), "--data", "data/raw/default"], home, check=False)
+    assert measured.returncode == 2 and "2026-" in measured.stderr
+
+
+@pytest.mark.parametrize("name", ["01_explore", "02_churn_drivers", "03_retention"])
+def test_notebook_runs_top_to_bottom(project, name):
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    home, _ = project
+    notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # committed clean
+    before = dict(os.environ)
+    os.environ.update({"CHURNML_HOME": str(home), "MPLBACKEND": "Agg"})
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(home)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
+    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert any(o.get("output_type") in {"display_data", "execute_result"}
+               for cell in notebook.cells for o in cell.get("outputs", []))
 
 
 def test_experiment_with_an_override(project):
