@@ -22,6 +22,8 @@ run: install data
 	@echo
 	@echo "Scores:        data/scores/scores.parquet  (summary: data/scores/scores_summary.json)"
 	@echo "Test metrics:  reports/metrics.json        (dvc metrics show)"
+	@echo "Retention:     reports/retention.json      (report: reports/retention/retention.html)"
+	@echo "Campaign:      churnml target --scores data/scores/scores.parquet --budget 500"
 	@echo "MLflow UI:     make ui, then open http://127.0.0.1:5000 (experiment 'churnml', model 'churnml@champion')"
 
 ## test: set up and run the test suite
