@@ -65,3 +65,71 @@ def test_orders_only_retailer_runs_end_to_end(tmp_path):
     assert metrics["model"]["roc_auc"] > 0.6
     scores = pd.read_parquet(home / "data/scores/scores.parquet")
     assert len(scores) > 0 and scores["customer_id"].str.startswith("C").all()
+    # the retention report: inactivity churn, purchase habits from the orders alone
+    headline = json.loads((home / "reports/retention.json").read_text())
+    assert headline["definition"] == "inactivity" and headline["customers"] == 700
+    assert 0 < headline["repeat_purchase_rate"] <= 1 and headline["average_order_value"] > 0
+    segments = pd.read_csv(home / "reports/retention/segments.csv")
+    assert set(segments["segment_kind"]) == {"country", "channel", "risk tier"}  # no plan column here
+    assert "segment 'plan' is not a column of the customers table" in log
+
+
+APP = """name: app
+path: data/raw/app
+reference_time: null
+score_range: [0, 10]
+tables:
+  customers:
+    file: users.parquet
+    columns: {customer_id: user_id, signup_date: created_at}
+    attributes: [plan, country]
+  events:
+    file: activity.parquet
+    columns: {customer_id: user_id, timestamp: at, event_type: action, value: value}
+  subscriptions:
+    file: billing.parquet
+    columns: {customer_id: user_id, start_date: period_start, end_date: period_end, plan: tier, mrr: fee}
+  orders: null
+  feedback: null
+"""
+
+
+def test_events_and_subscriptions_product_runs_end_to_end(tmp_path):
+    home = tmp_path / "app"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp")
+    for name in ("conf", "pipelines", "src", ".dvc"):
+        shutil.copytree(ROOT / name, home / name, ignore=ignore)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, home / name)
+    (home / "conf/data/app.yaml").write_text(APP)
+    overrides = ["data=app", "labels=hybrid", "labels.inactivity.tables=[events]"]
+    (home / "params.yaml").write_text(compose_text(home / "conf", overrides))
+
+    raw = tmp_path / "generated"
+    generate_dataset(raw, n_customers=700, months=12)
+    app = home / "data/raw/app"
+    app.mkdir(parents=True)
+    ids = {"customer_id": "user_id"}
+    pd.read_parquet(raw / "customers.parquet").rename(columns={**ids, "signup_date": "created_at"})[
+        ["user_id", "created_at", "plan", "country"]].to_parquet(app / "users.parquet")
+    pd.read_parquet(raw / "events.parquet").rename(columns={**ids, "timestamp": "at", "event_type": "action"})[
+        ["user_id", "at", "action", "value"]].to_parquet(app / "activity.parquet")
+    pd.read_parquet(raw / "subscriptions.parquet").rename(columns={
+        **ids, "start_date": "period_start", "end_date": "period_end", "plan": "tier", "mrr": "fee"})[
+        ["user_id", "period_start", "period_end", "tier", "fee"]].to_parquet(app / "billing.parquet")
+
+    run(["git", "init", "-q"], home)
+    log = run(["dvc", "repro"], home).stdout
+    catalog = pd.read_csv(home / "data/processed/feature_catalog.csv")
+    assert set(catalog["family"]) == {"engagement", "subscription", "profile"}
+    metrics = json.loads((home / "reports/metrics.json").read_text())
+    assert metrics["model"]["roc_auc"] > 0.6
+    scores = pd.read_parquet(home / "data/scores/scores.parquet")
+    # value comes from the subscription fee alone
+    assert len(scores) > 0 and scores["customer_value"].gt(0).any()
+    headline = json.loads((home / "reports/retention.json").read_text())
+    assert headline["repeat_purchase_rate"] is None and headline["average_order_value"] is None
+    assert headline["historical_clv_mean"] > 0 and headline["predicted_clv_total"] > 0
+    assert "no orders table" in log
+    cohorts = pd.read_csv(home / "reports/retention/cohort_retention.csv")
+    assert cohorts["customers"].sum() == 700
