@@ -77,11 +77,14 @@ def cohort_retention(customers: pd.DataFrame, observed: pd.DataFrame) -> pd.Data
     sizes = cohort.value_counts().sort_index()
     last_cutoff = observed["cutoff"].max() if len(observed) else None
     first_cutoff = observed["cutoff"].min() if len(observed) else None
-    by_id = pd.Series(cohort.to_numpy(), index=customers["customer_id"].astype(str))
-    rows = observed.assign(cohort=by_id.reindex(observed["customer_id"].astype(str)).to_numpy())
-    rows = rows.dropna(subset=["cohort"])
-    rows["k"] = [(c.to_period("M") - p).n for c, p in zip(rows["cutoff"], rows["cohort"])]
-    counts = rows.groupby(["cohort", "k"]).size().unstack("k", fill_value=0)
+    # months as integers (year * 12 + month): vectorised, a whole base's rows at once
+    ordinal = pd.Series((cohort.dt.year * 12 + cohort.dt.month).to_numpy(), index=customers["customer_id"].astype(str))
+    start = ordinal.reindex(observed["customer_id"].astype(str)).to_numpy()
+    known = ~np.isnan(start)
+    cutoffs = pd.DatetimeIndex(observed["cutoff"])[known]
+    k = (cutoffs.year * 12 + cutoffs.month).to_numpy() - start[known].astype("int64")
+    periods = pd.PeriodIndex.from_ordinals(start[known].astype("int64") - (1970 * 12 + 1), freq="M")
+    counts = pd.DataFrame({"cohort": periods, "k": k}).groupby(["cohort", "k"]).size().unstack("k", fill_value=0)
     horizon = 0 if last_cutoff is None else max(((last_cutoff.to_period("M") - sizes.index.min()).n), 0)
     matrix = pd.DataFrame(index=sizes.index, columns=range(1, horizon + 1), dtype="float64")
     for period, size in sizes.items():
