@@ -1,0 +1,96 @@
+"""Retention-report benchmark: every measure of `churnml report` on a large base, in bounded memory.
+
+The report's measures (churn per month over every month start, the cohort matrix, purchase
+measures, historical and predicted CLV, the segment table) are computed from the generated
+dataset's raw tables with the project's engine settings, then written. The scores are synthetic
+(a seeded Beta draw of probabilities and Gamma of values for every customer): the report reads
+scores, it does not make them, and `benchmarks/score.py` times scoring. The run is a child
+process, so its peak RSS is its own.
+
+    python benchmarks/retention.py                       # 1M customers, ~100M events
+    python benchmarks/retention.py --customers 200000    # a quicker run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+
+def run_report(customers: int) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    from churnml.contract import mappings_from_config, open_raw_tables
+    from churnml.engine import connect
+    from churnml.observations import LabelSpec, observed_until
+    from churnml.retention_report import ClvSpec, build_retention, write_retention
+    from features import dataset  # the feature benchmark's generator cache
+
+    folder = dataset(customers)
+    engine = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["engine"]
+    con = connect(memory_limit=engine["memory_limit"], temp_directory=DATA / "duckdb_tmp", threads=engine["threads"])
+    tables = open_raw_tables(con, folder, mappings_from_config({n: {} for n in (
+        "customers", "events", "orders", "feedback", "subscriptions")}))
+    ids = tables["customers"].select("customer_id").to_pandas()["customer_id"].astype(str)
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame({"customer_id": ids, "churn_probability": rng.beta(1, 20, len(ids)),
+                           "customer_value": rng.gamma(2.0, 300.0, len(ids)),
+                           "risk_tier": "low"})
+    scores["value_at_risk"] = scores["churn_probability"] * scores["customer_value"]
+    # the reference: one DuckDB pass that groups every event by customer, a floor for any report
+    reference = time.perf_counter()
+    counts = con.con.sql(f"SELECT customer_id, count(*) AS n FROM read_parquet('{folder}/events.parquet') "
+                         "GROUP BY ALL").fetchall()
+    events = sum(n for _, n in counts)
+    floor_s = round(time.perf_counter() - reference, 2)
+    started = time.perf_counter()
+    result = build_retention(tables, scores, spec=LabelSpec(definition="hybrid", horizon_days=30),
+                             until=observed_until(tables), segments=["plan", "country", "channel"],
+                             recent_months=12, clv=ClvSpec(), value_months=12)
+    built = time.perf_counter()
+    out = DATA / "retention_out"
+    write_retention(result, out, out / "retention.json")
+    wall_s = round(time.perf_counter() - started, 2)
+    return {"customers": customers, "events": events, "months": int(len(result.churn)),
+            "cohorts": int(len(result.cohorts)), "wall_s": wall_s,
+            "phases": {"measures": round(built - started, 2), "write": round(time.perf_counter() - built, 2)},
+            "floor_s": floor_s, "wall_over_floor": round(wall_s / floor_s, 1), "memory_limit": engine["memory_limit"],
+            "headline": result.headline}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = run_report(args.customers)
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(json.dumps(result))
+        return
+    proc = subprocess.run([sys.executable, __file__, "--child", "--customers", str(args.customers)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"retention benchmark failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "retention.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
