@@ -13,10 +13,6 @@ process, so its peak RSS is its own.
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,8 +22,9 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
-RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
+
+import harness  # noqa: E402
 
 
 def run_report(customers: int) -> dict:
@@ -72,25 +69,5 @@ def run_report(customers: int) -> dict:
             "headline": result.headline}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        result = run_report(args.customers)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        print(json.dumps(result))
-        return
-    proc = subprocess.run([sys.executable, __file__, "--child", "--customers", str(args.customers)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"retention benchmark failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "retention.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(__file__, __doc__, "retention", run_report)

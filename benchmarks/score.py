@@ -11,10 +11,6 @@ customers, drift, then the atomic write. The run is a child process, so its peak
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,8 +20,9 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
-RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
+
+import harness  # noqa: E402
 
 
 def train_small_model(folder: Path):
@@ -96,25 +93,5 @@ def run_scoring(customers: int) -> dict:
             "memory_limit": engine["memory_limit"]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        result = run_scoring(args.customers)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        print(json.dumps(result))
-        return
-    proc = subprocess.run([sys.executable, __file__, "--child", "--customers", str(args.customers)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"scoring benchmark failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "score.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(__file__, __doc__, "score", run_scoring)

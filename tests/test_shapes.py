@@ -34,19 +34,25 @@ checks:
 """
 
 
-def test_orders_only_retailer_runs_end_to_end(tmp_path):
-    home = tmp_path / "shop"
+def _project(tmp_path, name, data_yaml, overrides):
+    """A temporary project whose data config is `data_yaml`, and the generated dataset to cut
+    that project's raw tables from."""
+    home = tmp_path / name
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp")
-    for name in ("conf", "pipelines", "src", ".dvc"):
-        shutil.copytree(ROOT / name, home / name, ignore=ignore)
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, home / name)
-    (home / "conf/data/shop.yaml").write_text(SHOP)
-    overrides = ["data=shop", "labels=inactivity", "labels.inactivity.tables=[orders]", "labels.horizon_days=60"]
-    (home / "params.yaml").write_text(compose_text(home / "conf", overrides))
-
+    for folder in ("conf", "pipelines", "src", ".dvc"):
+        shutil.copytree(ROOT / folder, home / folder, ignore=ignore)
+    for file in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / file, home / file)
+    (home / f"conf/data/{name}.yaml").write_text(data_yaml)
+    (home / "params.yaml").write_text(compose_text(home / "conf", [f"data={name}", *overrides]))
     raw = tmp_path / "generated"
     generate_dataset(raw, n_customers=700, months=12)
+    return home, raw
+
+
+def test_orders_only_retailer_runs_end_to_end(tmp_path):
+    home, raw = _project(tmp_path, "shop", SHOP, ["labels=inactivity", "labels.inactivity.tables=[orders]",
+                                                  "labels.horizon_days=60"])
     shop = home / "data/raw/shop"
     shop.mkdir(parents=True)
     customers = pd.read_parquet(raw / "customers.parquet")
@@ -95,18 +101,7 @@ tables:
 
 
 def test_events_and_subscriptions_product_runs_end_to_end(tmp_path):
-    home = tmp_path / "app"
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp")
-    for name in ("conf", "pipelines", "src", ".dvc"):
-        shutil.copytree(ROOT / name, home / name, ignore=ignore)
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, home / name)
-    (home / "conf/data/app.yaml").write_text(APP)
-    overrides = ["data=app", "labels=hybrid", "labels.inactivity.tables=[events]"]
-    (home / "params.yaml").write_text(compose_text(home / "conf", overrides))
-
-    raw = tmp_path / "generated"
-    generate_dataset(raw, n_customers=700, months=12)
+    home, raw = _project(tmp_path, "app", APP, ["labels=hybrid", "labels.inactivity.tables=[events]"])
     app = home / "data/raw/app"
     app.mkdir(parents=True)
     ids = {"customer_id": "user_id"}

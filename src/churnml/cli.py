@@ -36,6 +36,20 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raw_tables(params: dict, data_dir: Path | None) -> dict:
+    """The raw folder (`data.path` unless given) validated with the params' mapping and checks."""
+    from churnml.dataset import validate_folder
+    from churnml.engine import connect
+    from churnml.settings import engine_options
+
+    data = params["data"]
+    con = connect(**engine_options(params["engine"]))
+    return validate_folder(
+        con, data_dir or Path(data["path"]), data["tables"], checks=data.get("checks"),
+        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
+    ).tables
+
+
 def _score(args: argparse.Namespace) -> int:
     scores_path = score_dataset(
         params_path=Path(args.params),
@@ -65,21 +79,14 @@ def score_dataset(
     Arguments left as None take their value from params.yaml. The DVC score stage calls this too.
     """
     from churnml import tracking
-    from churnml.dataset import validate_folder
-    from churnml.engine import connect
     from churnml.io import write_json, write_table
     from churnml.params import load_params
     from churnml.score import default_as_of, score_customers
-    from churnml.settings import engine_options, label_spec
+    from churnml.settings import label_spec
 
     params = load_params(params_path)
-    data, score_cfg, track = params["data"], params["score"], params["tracking"]
-    con = connect(**engine_options(params["engine"]))
-    validated = validate_folder(
-        con, data_dir or Path(data["path"]), data["tables"], checks=data.get("checks"),
-        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
-    )
-    tables = validated.tables
+    score_cfg, track = params["score"], params["tracking"]
+    tables = _raw_tables(params, data_dir)
     when = pd.Timestamp(as_of or score_cfg.get("as_of") or default_as_of(tables)).normalize().to_pydatetime()
     tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     booster, version = tracking.load_booster(model_uri or score_cfg["model_uri"])
@@ -124,21 +131,15 @@ def report_dataset(*, params_path: Path, data_dir: Path | None, scores_path: Pat
     Returns the report folder.
     """
     from churnml import tracking
-    from churnml.dataset import validate_folder
-    from churnml.engine import connect
     from churnml.observations import observed_until
     from churnml.params import load_params
     from churnml.retention_report import ClvSpec, build_retention, write_retention
-    from churnml.settings import engine_options, label_spec
+    from churnml.settings import label_spec
     from churnml.targeting import check_scores, read_scores
 
     params = load_params(params_path)
-    data, track, config = params["data"], params["tracking"], params["retention"]
-    con = connect(**engine_options(params["engine"]))
-    tables = validate_folder(
-        con, data_dir or Path(data["path"]), data["tables"], checks=data.get("checks"),
-        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
-    ).tables
+    track, config = params["tracking"], params["retention"]
+    tables = _raw_tables(params, data_dir)
     scores_file = scores_path or Path(params["paths"]["scores"])
     scores = check_scores(read_scores(scores_file), str(scores_file))
     if "value_at_risk" not in scores:
@@ -242,13 +243,11 @@ def _target(args: argparse.Namespace) -> int:
 
 def _campaign_report(args: argparse.Namespace) -> int:
     from churnml import campaign as measure
-    from churnml.dataset import validate_folder
-    from churnml.engine import connect
     from churnml.evaluate import Economics
     from churnml.io import read_json, write_json
     from churnml.observations import observed_until
     from churnml.params import load_params
-    from churnml.settings import engine_options, label_spec
+    from churnml.settings import label_spec
 
     folder = Path(args.campaign)
     for name in ("campaign.json", "targets.parquet"):
@@ -260,12 +259,7 @@ def _campaign_report(args: argparse.Namespace) -> int:
                          "there is no date to measure churn from")
     targets = pd.read_parquet(folder / "targets.parquet")
     params = load_params(Path(args.params))
-    data = params["data"]
-    con = connect(**engine_options(params["engine"]))
-    tables = validate_folder(
-        con, Path(args.data), data["tables"], checks=data.get("checks"),
-        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
-    ).tables
+    tables = _raw_tables(params, Path(args.data))
     as_of = pd.Timestamp(record["as_of"]).to_pydatetime()
     until = observed_until(tables)
     spec = measure.measurement_spec(label_spec(params["labels"]), record["labels"]["horizon_days"])

@@ -21,7 +21,12 @@ def git_commit(folder: Path = Path(".")) -> str:
 
 
 def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
+    return file_hash(path, "md5")
+
+
+def file_hash(path: Path, algorithm: str) -> str:
+    """The file's hex digest, read in blocks so a large file does not fill memory."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from churnml.evaluate import Economics
 from churnml.io import atomic_path, write_json, write_table
+from churnml.provenance import file_hash
 
 REQUIRED_COLUMNS = ("customer_id", "churn_probability", "customer_value")
 # what `churnml score` writes for each reason: reason_i, reason_i_feature/_value/_contribution, protective*
@@ -102,12 +103,8 @@ def scores_as_of(scores: pd.DataFrame, source: str) -> pd.Timestamp | None:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of the file's bytes, read in blocks so a large file does not fill memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of the file's bytes."""
+    return file_hash(path, "sha256")
 
 
 def default_campaign_id(as_of: pd.Timestamp | None, digest: str) -> str:
