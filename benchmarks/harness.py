@@ -32,3 +32,28 @@ def main(script: str, doc: str, name: str, run: Callable[[int], dict], customers
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def project_engine():
+    """A DuckDB connection with the project's own engine settings (conf/config.yaml), as the
+    `churnml` commands run with them; and those settings."""
+    import yaml
+
+    from churnml.engine import connect
+
+    root = Path(__file__).resolve().parent
+    engine = yaml.safe_load((root.parent / "conf" / "config.yaml").read_text())["engine"]
+    con = connect(memory_limit=engine["memory_limit"], temp_directory=root / "data" / "duckdb_tmp",
+                  threads=engine["threads"])
+    return con, engine
+
+
+def events_floor(con, folder: Path) -> tuple[int, float]:
+    """The reference: one DuckDB pass grouping every event by customer, a floor for any work
+    over the events. Returns the number of events and the seconds it took."""
+    import time
+
+    started = time.perf_counter()
+    counts = con.con.sql(f"SELECT customer_id, count(*) AS n FROM read_parquet('{folder}/events.parquet') "
+                         "GROUP BY ALL").fetchall()
+    return sum(n for _, n in counts), round(time.perf_counter() - started, 2)

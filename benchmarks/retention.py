@@ -17,10 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 DATA = HERE / "data"
 sys.path.insert(0, str(HERE))
 
@@ -32,14 +29,12 @@ def run_report(customers: int) -> dict:
     import pandas as pd
 
     from churnml.contract import mappings_from_config, open_raw_tables
-    from churnml.engine import connect
     from churnml.observations import LabelSpec, observed_until
     from churnml.retention_report import ClvSpec, build_retention, write_retention
     from features import dataset  # the feature benchmark's generator cache
 
     folder = dataset(customers)
-    engine = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["engine"]
-    con = connect(memory_limit=engine["memory_limit"], temp_directory=DATA / "duckdb_tmp", threads=engine["threads"])
+    con, engine = harness.project_engine()  # the project's own engine settings
     tables = open_raw_tables(con, folder, mappings_from_config({n: {} for n in (
         "customers", "events", "orders", "feedback", "subscriptions")}))
     ids = tables["customers"].select("customer_id").to_pandas()["customer_id"].astype(str)
@@ -48,12 +43,7 @@ def run_report(customers: int) -> dict:
                            "customer_value": rng.gamma(2.0, 300.0, len(ids)),
                            "risk_tier": "low"})
     scores["value_at_risk"] = scores["churn_probability"] * scores["customer_value"]
-    # the reference: one DuckDB pass that groups every event by customer, a floor for any report
-    reference = time.perf_counter()
-    counts = con.con.sql(f"SELECT customer_id, count(*) AS n FROM read_parquet('{folder}/events.parquet') "
-                         "GROUP BY ALL").fetchall()
-    events = sum(n for _, n in counts)
-    floor_s = round(time.perf_counter() - reference, 2)
+    events, floor_s = harness.events_floor(con, folder)
     started = time.perf_counter()
     result = build_retention(tables, scores, spec=LabelSpec(definition="hybrid", horizon_days=30),
                              until=observed_until(tables), segments=["plan", "country", "channel"],

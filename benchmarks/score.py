@@ -15,10 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 DATA = HERE / "data"
 sys.path.insert(0, str(HERE))
 
@@ -57,7 +54,6 @@ def train_small_model(folder: Path):
 
 def run_scoring(customers: int) -> dict:
     from churnml.dataset import validate_folder
-    from churnml.engine import connect
     from churnml.io import write_table
     from churnml.observations import LabelSpec
     from churnml.score import default_as_of, score_customers
@@ -65,15 +61,9 @@ def run_scoring(customers: int) -> dict:
 
     booster = train_small_model(dataset(20_000))
     folder = dataset(customers)
-    engine = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["engine"]
-    # the project's own engine settings, as `churnml score` runs with them
-    con = connect(memory_limit=engine["memory_limit"], temp_directory=DATA / "duckdb_tmp", threads=engine["threads"])
-    # the reference: one DuckDB pass that groups every event by customer, a floor for any scoring
-    reference = time.perf_counter()
-    counts = con.con.sql(f"SELECT customer_id, count(*) AS n FROM read_parquet('{folder}/events.parquet') "
-                         "GROUP BY ALL").fetchall()
-    events = sum(n for _, n in counts)
-    floor_s = round(time.perf_counter() - reference, 2)
+    con, engine = harness.project_engine()  # the project's own engine settings
+
+    events, floor_s = harness.events_floor(con, folder)
     started = time.perf_counter()
     # as `churnml score` does: validate the raw tables first, then score what validation passed
     tables = validate_folder(con, folder, {n: {} for n in (
