@@ -59,10 +59,24 @@ def ensure_chromium() -> tuple[str | None, str]:
     return None, "`apt-get install chromium` succeeded but no browser is on PATH"
 
 
-def run_chromium(browser: str, profile: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run one headless Chromium command with a fresh profile folder; stdout is text."""
-    command = [browser, *HEADLESS_FLAGS, f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+def run_chromium(browser: str, profile: Path, *args: str, timeout: float = 60,
+                 attempts: int = 2) -> subprocess.CompletedProcess:
+    """Run one headless Chromium command with a fresh profile folder; stdout is text.
+
+    Headless Chromium now and then does not exit after a screenshot (seen in one fresh-clone run
+    of the suite, where the same page had just rendered for --dump-dom). A hung browser says
+    nothing about the page, so it is killed and the command run again, with a new profile,
+    before the test fails.
+    """
+    for attempt in range(1, attempts + 1):
+        folder = profile if attempt == 1 else profile.with_name(f"{profile.name}-retry{attempt}")
+        command = [browser, *HEADLESS_FLAGS, f"--user-data-dir={folder}", *args]
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def png(width: int, height: int, pixel=lambda x, y: (37, 99, 235)) -> bytes:
