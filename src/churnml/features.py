@@ -386,27 +386,26 @@ def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
 # ---------------------------------------------------------------- compatibility
 
 
+# the columns each family always reads, and the kind of values it needs in them
+FAMILY_COLUMNS: dict[str, dict[str, str]] = {
+    "engagement": {"customer_id": "any", "timestamp": "timestamp", "event_type": "any"},
+    "purchase": {"customer_id": "any", "timestamp": "timestamp", "amount": "numeric"},
+    "feedback": {"customer_id": "any", "timestamp": "timestamp", "score": "numeric"},
+    "subscription": {"customer_id": "any", "start_date": "timestamp", "end_date": "timestamp"},
+    "profile": {"customer_id": "any", "signup_date": "timestamp"},
+}
+
+
 def _needed_columns(spec: FeatureSpec) -> dict[str, dict[str, str]]:
     """table -> column -> the kind of values the features built from it need."""
-    need: dict[str, dict[str, str]] = {}
-    if "engagement" in spec.families:
-        need["events"] = {"customer_id": "any", "timestamp": "timestamp", "event_type": "any"}
-        if spec.has_event_value:
-            need["events"]["value"] = "numeric"
-    if "purchase" in spec.families:
-        need["orders"] = {"customer_id": "any", "timestamp": "timestamp", "amount": "numeric"}
-    if "feedback" in spec.families:
-        need["feedback"] = {"customer_id": "any", "timestamp": "timestamp", "score": "numeric"}
-        if spec.feedback_kinds:
-            need["feedback"]["kind"] = "any"
-    if "subscription" in spec.families:
-        need["subscriptions"] = {"customer_id": "any", "start_date": "timestamp", "end_date": "timestamp"}
-        if "sub_plan" in spec.levels:
-            need["subscriptions"]["plan"] = "any"
-    if "profile" in spec.families:
-        need["customers"] = {"customer_id": "any", "signup_date": "timestamp",
-                             **{name: kind for name, kind in spec.attributes.items()}}
-    return need
+    optional = {  # read only when the trained spec has the features built from them
+        "engagement": {"value": "numeric"} if spec.has_event_value else {},
+        "feedback": {"kind": "any"} if spec.feedback_kinds else {},
+        "subscription": {"plan": "any"} if "sub_plan" in spec.levels else {},
+        "profile": dict(spec.attributes),
+    }
+    return {FAMILY_TABLE[family]: {**FAMILY_COLUMNS[family], **optional.get(family, {})}
+            for family in FAMILY_COLUMNS if family in spec.families}
 
 
 def check_compatible(spec: FeatureSpec, tables: dict[str, ir.Table]) -> None:
