@@ -7,7 +7,7 @@ warm-up on a few rows:
 
   xgb_contribs        booster.predict(DMatrix, pred_contribs=True)   (the reference values; DMatrix
                       construction timed separately, not included)
-  churnml             churnml.treeshap.shap_values on the float array (model compile and the numba
+  churnml             churnml.explain.treeshap.shap_values on the float array (model compile and the numba
                       warm-up reported separately)
   shap_treeexplainer  shap.TreeExplainer(booster).shap_values
   fasttreeshap        fasttreeshap_fixed.TreeExplainer(booster, algorithm="v2", n_jobs=2)
@@ -162,7 +162,7 @@ def run_predict(rows: int) -> dict:
 
 
 def run_churnml(rows: int) -> dict:
-    from churnml import treeshap
+    from churnml.explain import treeshap
 
     booster = load_booster()
     x = make_rows(rows, ROWS_SEED)

@@ -32,7 +32,7 @@ WINDOWS = [7, 30, 90]
 
 def dataset(customers: int) -> Path:
     """Generate (once) a raw dataset of this size with the project's own generator."""
-    from churnml.generate import generate_dataset
+    from churnml.data.generate.dataset import generate_dataset
 
     folder = DATA / f"c{customers}"
     if not (folder / "customers.parquet").exists():
@@ -96,10 +96,10 @@ def run_churnml(folder: Path, n_cutoffs: int, memory_limit: str = "8GB", familie
         "engagement", "purchase", "feedback", "subscription", "profile")) -> dict:
     import ibis
 
-    from churnml.contract import mappings_from_config, open_raw_tables
-    from churnml.engine import connect
-    from churnml.features import plan_features, write_features
-    from churnml.observations import candidates
+    from churnml.data.contract import mappings_from_config, open_raw_tables
+    from churnml.data.engine import connect
+    from churnml.features.build import plan_features, write_features
+    from churnml.features.label_times import candidates
 
     con = connect(memory_limit=memory_limit, temp_directory=DATA / "duckdb_tmp")
     tables = open_raw_tables(con, folder, mappings_from_config({name: {} for name in (

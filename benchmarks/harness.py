@@ -39,7 +39,7 @@ def project_engine():
     `churnml` commands run with them; and those settings."""
     import yaml
 
-    from churnml.engine import connect
+    from churnml.data.engine import connect
 
     root = Path(__file__).resolve().parent
     engine = yaml.safe_load((root.parent / "conf" / "config.yaml").read_text())["engine"]

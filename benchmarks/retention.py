@@ -28,9 +28,9 @@ def run_report(customers: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    from churnml.contract import mappings_from_config, open_raw_tables
-    from churnml.observations import LabelSpec, observed_until
-    from churnml.retention_report import ClvSpec, build_retention, write_retention
+    from churnml.data.contract import mappings_from_config, open_raw_tables
+    from churnml.features.label_times import LabelSpec, observed_until
+    from churnml.retention.report import ClvSpec, build_retention, write_retention
     from features import dataset  # the feature benchmark's generator cache
 
     folder = dataset(customers)

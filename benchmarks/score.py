@@ -27,12 +27,13 @@ def train_small_model(folder: Path):
     import ibis
     import pandas as pd
 
-    from churnml.contract import mappings_from_config, open_raw_tables
-    from churnml.drift import feature_profile
-    from churnml.engine import connect
-    from churnml.features import build_features, feature_catalog, plan_features
-    from churnml.model import booster_params, design_matrix, set_profile, train_booster
-    from churnml.observations import LabelSpec, SplitSpec, build_observations
+    from churnml.data.contract import mappings_from_config, open_raw_tables
+    from churnml.scoring.drift import feature_profile
+    from churnml.data.engine import connect
+    from churnml.features.build import build_features, feature_catalog, plan_features
+    from churnml.modeling.booster import booster_params, set_profile, train_booster
+    from churnml.modeling.matrix import design_matrix
+    from churnml.features.label_times import LabelSpec, SplitSpec, build_observations
 
     con = connect()
     tables = open_raw_tables(con, folder, mappings_from_config({n: {} for n in (
@@ -53,10 +54,10 @@ def train_small_model(folder: Path):
 
 
 def run_scoring(customers: int) -> dict:
-    from churnml.dataset import validate_folder
-    from churnml.io import write_table
-    from churnml.observations import LabelSpec
-    from churnml.score import default_as_of, score_customers
+    from churnml.data.dataset import validate_folder
+    from churnml.data.io import write_table
+    from churnml.features.label_times import LabelSpec
+    from churnml.scoring.batch import default_as_of, score_customers
     from features import dataset  # the feature benchmark's generator cache
 
     booster = train_small_model(dataset(20_000))

@@ -12,14 +12,14 @@ import ibis
 import pandas as pd
 import xgboost as xgb
 
-from churnml.contract import open_contract_tables
-from churnml.engine import connect
-from churnml.features import FeatureSpec
-from churnml.io import read_json
-from churnml.model import spec_of
+from churnml.data.contract import open_contract_tables
+from churnml.data.engine import connect
+from churnml.features.build import FeatureSpec
+from churnml.data.io import read_json
+from churnml.modeling.booster import spec_of
 from churnml.params import load_params
-from churnml.settings import engine_options
-from churnml.training import labelled_rows
+from churnml.data.engine import connect_configured
+from churnml.modeling.matrix import labelled_rows
 
 # MLflow and DVC stay offline: no usage telemetry from a pipeline run.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -33,7 +33,7 @@ def start(stage: str) -> dict[str, Any]:
 
 
 def engine(params: dict[str, Any]) -> ibis.BaseBackend:
-    return connect(**engine_options(params["engine"]))
+    return connect_configured(params["engine"])
 
 
 def validated_tables(params: dict[str, Any], con: ibis.BaseBackend) -> dict[str, ibis.Table]:

@@ -13,13 +13,13 @@ import common
 import mlflow
 import pandas as pd
 
-from churnml import tracking
-from churnml.evaluate import (Economics, campaign_summary, classification_metrics, curves, customer_value,
-                              per_cutoff_metrics, profit_curve, ranking_metrics, recall_precision_at)
-from churnml.gate import GateDecision, champion_probabilities, decide, summarize
-from churnml.io import atomic_path, write_json
-from churnml.model import design_matrix, predict_proba
-from churnml.plots import save_evaluation_plots
+from churnml.modeling import tracking
+from churnml.modeling.evaluation import (Economics, campaign_summary, classification_metrics, curves, customer_value, per_cutoff_metrics, profit_curve, ranking_metrics, recall_precision_at)
+from churnml.modeling.gate import GateDecision, champion_probabilities, decide, summarize
+from churnml.data.io import atomic_path, write_json
+from churnml.modeling.matrix import design_matrix
+from churnml.modeling.booster import predict_proba
+from churnml.modeling.evaluation_plots import save_evaluation_plots
 
 # baselines whose scores are probabilities; the recency rule is a ranking only
 PROBABILISTIC = {"logistic", "rfm"}

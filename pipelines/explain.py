@@ -14,14 +14,15 @@ import common
 import mlflow
 import pandas as pd
 
-from churnml import tracking
-from churnml.drivers import driver_figures, global_drivers, segment_drivers, segment_series
-from churnml.explain import explain_rows
-from churnml.features import CUSTOMER_KEYS, feature_catalog
-from churnml.io import atomic_path, write_parquet
-from churnml.model import design_matrix, predict_proba
-from churnml.report import render_report, write_report
-from churnml.score import risk_tier
+from churnml.modeling import tracking
+from churnml.explain.drivers import driver_figures, global_drivers, segment_drivers, segment_series
+from churnml.explain.reasons import explain_rows
+from churnml.features.build import CUSTOMER_KEYS, feature_catalog
+from churnml.data.io import atomic_path, write_parquet
+from churnml.modeling.matrix import design_matrix
+from churnml.modeling.booster import predict_proba
+from churnml.explain.drivers_report import render_report, write_report
+from churnml.scoring.batch import risk_tier
 
 
 def main() -> int:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import common
 
-from churnml.catalog import catalog_frame
-from churnml.features import feature_catalog, plan_features, write_features
-from churnml.io import atomic_path, write_json
+from churnml.features.catalog import catalog_frame
+from churnml.features.build import feature_catalog, plan_features, write_features
+from churnml.data.io import atomic_path, write_json
 
 
 def main() -> int:

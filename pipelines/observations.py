@@ -7,10 +7,10 @@ from pathlib import Path
 import common
 import pandas as pd
 
-from churnml.contract import read_table
-from churnml.io import write_json, write_parquet
-from churnml.observations import build_observations
-from churnml.settings import label_spec, split_spec
+from churnml.data.contract import read_table
+from churnml.data.io import write_json, write_parquet
+from churnml.features.label_times import build_observations
+from churnml.features.label_times import label_spec, split_spec
 
 
 def main() -> int:

@@ -1,21 +1,20 @@
 """DVC stage report: the retention measures, CLV and segments on the whole data and its scores.
 
-The same function as `churnml report`, with every choice taken from params.yaml.
+The same job as `churnml report` (churnml.retention.job), with every choice taken from params.yaml.
 """
 
 import sys
-from pathlib import Path
 
 import common
 
-from churnml.cli import report_dataset
-from churnml.validate import ValidationError
+from churnml.data.validation.findings import ValidationError
+from churnml.retention.job import report_dataset
 
 
 def main() -> int:
-    common.start("report")
+    params = common.start("report")
     try:
-        report_dataset(params_path=Path("params.yaml"), data_dir=None, scores_path=None, out=None)
+        report_dataset(params)
     except (ValueError, RuntimeError, FileNotFoundError, ValidationError) as error:
         print(f"report: {error}", file=sys.stderr)
         return 1

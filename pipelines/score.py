@@ -1,22 +1,20 @@
 """DVC stage score: the champion scores the customers active at the end of the data.
 
-The same function as `churnml score`, with every choice taken from params.yaml.
+The same job as `churnml score` (churnml.scoring.job), with every choice taken from params.yaml.
 """
 
 import sys
-from pathlib import Path
 
 import common
 
-from churnml.cli import score_dataset
-from churnml.validate import ValidationError
+from churnml.data.validation.findings import ValidationError
+from churnml.scoring.job import score_dataset
 
 
 def main() -> int:
-    common.start("score")
+    params = common.start("score")
     try:
-        score_dataset(params_path=Path("params.yaml"), data_dir=None, as_of=None, model_uri=None, out=None,
-                      top_k=None, explain=None)
+        score_dataset(params)
     except (ValueError, RuntimeError, FileNotFoundError, ValidationError) as error:
         print(f"score: {error}", file=sys.stderr)
         return 1

@@ -11,18 +11,17 @@ import common
 import mlflow
 from mlflow.models import infer_signature
 
-from churnml import tracking
-from churnml.baselines import fit_baselines
-from churnml.calibration import fit_calibration
-from churnml.drift import feature_profile
-from churnml.features import CUSTOMER_KEYS, FeatureSpec, feature_catalog
-from churnml.io import atomic_path, read_json, write_json, write_parquet
-from churnml.leakage import LeakageError, raise_for_leakage, single_feature_auc
-from churnml.model import (booster_params, imbalance, predict_raw, set_calibration, set_profile, train_booster,
-                           valid_score)
-from churnml.provenance import data_fingerprint, git_commit
-from churnml.search import Trial, check_space, search
-from churnml.training import split_xy
+from churnml.modeling import tracking
+from churnml.modeling.baselines import fit_baselines
+from churnml.modeling.calibration import fit_calibration
+from churnml.scoring.drift import feature_profile
+from churnml.features.build import CUSTOMER_KEYS, FeatureSpec, feature_catalog
+from churnml.data.io import atomic_path, read_json, write_json, write_parquet
+from churnml.modeling.leakage import LeakageError, raise_for_leakage, single_feature_auc
+from churnml.modeling.booster import (booster_params, imbalance, predict_raw, set_calibration, set_profile, train_booster, valid_score)
+from churnml.modeling.provenance import data_fingerprint, git_commit
+from churnml.modeling.search import Trial, check_space, search
+from churnml.modeling.matrix import split_xy
 
 
 def main() -> int:

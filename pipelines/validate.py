@@ -5,9 +5,10 @@ from pathlib import Path
 
 import common
 
-from churnml.dataset import validate_folder
-from churnml.io import write_json
-from churnml.validate import ValidationError, findings_report, write_validated
+from churnml.data.dataset import validate_folder
+from churnml.data.io import write_json
+from churnml.data.validation.findings import ValidationError, findings_report
+from churnml.data.validation.run import write_validated
 
 
 def main() -> int:

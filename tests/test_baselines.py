@@ -5,15 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churnml.baselines import (
-    fit_logistic,
-    fit_rfm,
-    has_purchase_features,
-    recency_scores,
-    rfm_scores,
-    rfm_table,
-)
-from churnml.catalog import FeatureInfo
+from churnml.modeling.baselines import (fit_logistic, fit_rfm, has_purchase_features, recency_scores, rfm_scores, rfm_table)
+from churnml.features.catalog import FeatureInfo
 
 
 def _info(name: str, kind: str = "numeric") -> FeatureInfo:

@@ -36,7 +36,7 @@ import pandas as pd
 import pytest
 from browser import ensure_chromium, png, run_chromium
 
-from churnml.report import render_report, write_report
+from churnml.explain.drivers_report import render_report, write_report
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss
 
-from churnml.calibration import apply_calibration, fit_calibration
+from churnml.modeling.calibration import apply_calibration, fit_calibration
 
 
 def _sample(n: int, seed: int, power: float) -> tuple[np.ndarray, np.ndarray]:

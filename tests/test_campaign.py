@@ -31,11 +31,11 @@ import pytest
 import yaml
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from churnml.campaign import compare_groups, measure_outcomes, measurement_spec
+from churnml.retention.campaign import compare_groups, measure_outcomes, measurement_spec
 from churnml.cli import main
-from churnml.engine import connect
-from churnml.evaluate import Economics
-from churnml.observations import LabelSpec, observed_until
+from churnml.data.engine import connect
+from churnml.modeling.evaluation import Economics
+from churnml.features.label_times import LabelSpec, observed_until
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = datetime(2024, 6, 1)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from churnml.params import compose, compose_text
-from churnml.settings import label_spec, split_spec
+from churnml.features.label_times import label_spec, split_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

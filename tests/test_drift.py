@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.catalog import FeatureInfo
-from churnml.drift import drift_report, feature_profile, psi
+from churnml.features.catalog import FeatureInfo
+from churnml.scoring.drift import drift_report, feature_profile, psi
 
 CATALOG = [FeatureInfo("x", "engagement", None, "numeric", "x: {value}"),
            FeatureInfo("plan", "subscription", None, "categorical", "plan: {value}")]
@@ -48,7 +48,7 @@ def test_drift_is_zero_on_the_training_data_and_large_on_a_shift():
 
 
 def test_counts_of_chunks_add_up_to_the_whole():
-    from churnml.drift import add_counts, bin_counts, drift_from_counts
+    from churnml.scoring.drift import add_counts, bin_counts, drift_from_counts
 
     rng = np.random.default_rng(1)
     train = pd.DataFrame({"x": rng.normal(size=2000), "plan": rng.integers(0, 2, 2000).astype(float)})

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from support import ROOT
 
-from churnml.catalog import FeatureInfo
-from churnml.drivers import global_drivers, label, segment_drivers, segment_series, tenure_band
+from churnml.features.catalog import FeatureInfo
+from churnml.explain.drivers import global_drivers, label, segment_drivers, segment_series, tenure_band
 
 CATALOG = [FeatureInfo("a_30d", "engagement", 30, "numeric", "Logins in the last 30 days: {value}"),
            FeatureInfo("b", "subscription", None, "categorical", "Current plan: {value}"),
@@ -57,15 +57,16 @@ def default_drivers(tmp_path_factory):
     """The default dataset, labelled, featured and modelled with the default config, in process."""
     import ibis
 
-    from churnml.contract import mappings_from_config, open_raw_tables
-    from churnml.engine import connect
-    from churnml.explain import contributions
-    from churnml.features import build_features, feature_catalog, plan_features
-    from churnml.generate import generate_dataset
-    from churnml.model import booster_params, design_matrix, train_booster
-    from churnml.observations import build_observations
+    from churnml.data.contract import mappings_from_config, open_raw_tables
+    from churnml.data.engine import connect
+    from churnml.explain.reasons import contributions
+    from churnml.features.build import build_features, feature_catalog, plan_features
+    from churnml.data.generate.dataset import generate_dataset
+    from churnml.modeling.booster import booster_params, train_booster
+    from churnml.modeling.matrix import design_matrix
+    from churnml.features.label_times import build_observations
     from churnml.params import load_params
-    from churnml.settings import label_spec, split_spec
+    from churnml.features.label_times import label_spec, split_spec
 
     params = load_params(ROOT / "params.yaml")
     folder = tmp_path_factory.mktemp("default") / "raw"

@@ -7,17 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.evaluate import (
-    Economics,
-    campaign_summary,
-    classification_metrics,
-    curves,
-    customer_value,
-    per_cutoff_metrics,
-    profit_curve,
-    top_fraction_lift,
-)
-from churnml.plots import save_evaluation_plots
+from churnml.modeling.evaluation import (Economics, campaign_summary, classification_metrics, curves, customer_value, per_cutoff_metrics, profit_curve, top_fraction_lift)
+from churnml.modeling.evaluation_plots import save_evaluation_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from churnml.engine import connect
-from churnml.features import build_features, feature_catalog, plan_features
+from churnml.data.engine import connect
+from churnml.features.build import build_features, feature_catalog, plan_features
 
 ALL = dict(engagement=True, purchase=True, feedback=True, subscription=True, profile=True)
 
@@ -185,7 +185,7 @@ def test_many_cutoffs_are_built_in_batches_with_the_same_values():
 
 
 def test_chunks_of_customers_give_the_same_features(tmp_path):
-    from churnml.features import write_features
+    from churnml.features.build import write_features
 
     con = connect()
     tables = {k: ibis.memtable(v) for k, v in frames().items()}
@@ -200,7 +200,7 @@ def test_chunks_of_customers_give_the_same_features(tmp_path):
 
 
 def test_data_that_cannot_give_the_model_its_features_is_refused_by_name():
-    from churnml.features import check_compatible
+    from churnml.features.build import check_compatible
 
     connect()
     data = frames()

@@ -11,11 +11,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_features import OBS, frames
 
-from churnml import tracking
-from churnml.engine import connect
-from churnml.features import FeatureSpec, build_features, plan_features
-from churnml.gate import champion_probabilities, decide
-from churnml.model import booster_params, design_matrix, predict_proba, train_booster
+from churnml.modeling import tracking
+from churnml.data.engine import connect
+from churnml.features.build import FeatureSpec, build_features, plan_features
+from churnml.modeling.gate import champion_probabilities, decide
+from churnml.modeling.booster import booster_params, predict_proba, train_booster
+from churnml.modeling.matrix import design_matrix
 
 SPEC = FeatureSpec(families=["profile"], windows=[7], attributes={"x": "numeric", "noise": "numeric"})
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.leakage import LeakageError, check_leakage, raise_for_leakage, single_feature_auc
+from churnml.modeling.leakage import LeakageError, check_leakage, raise_for_leakage, single_feature_auc
 
 Y4 = np.array([0, 0, 1, 1])
 

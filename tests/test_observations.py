@@ -17,8 +17,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from churnml.engine import connect
-from churnml.observations import LabelSpec, SplitSpec, build_observations, subscription_spells
+from churnml.data.engine import connect
+from churnml.features.label_times import LabelSpec, SplitSpec, build_observations, subscription_spells
 
 T = pd.Timestamp
 
@@ -181,7 +181,7 @@ def _inactivity_by_hand(customers, events, cutoffs, spec, until):
     window=st.integers(5, 60), horizon=st.integers(5, 60), lead=st.integers(0, 20),
 )
 def test_inactivity_labels_match_the_definition_row_by_row(days, signups, window, horizon, lead):
-    from churnml.observations import candidates, label_rows
+    from churnml.features.label_times import candidates, label_rows
 
     connect()
     origin = T("2024-01-01")

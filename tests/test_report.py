@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from browser import png
 
-from churnml.report import MISSING, render_report, write_report
+from churnml.explain.drivers_report import MISSING, render_report, write_report
 
 ONE_PIXEL = png(1, 1)
 XSS = "<script>alert(1)</script>"

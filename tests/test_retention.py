@@ -22,19 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.clv import expected_months, historical_revenue, predicted_clv
-from churnml.engine import connect
-from churnml.evaluate import DAYS_PER_MONTH
-from churnml.observations import LabelSpec, observed_until
-from churnml.retention import (
-    cohort_retention,
-    month_starts,
-    monthly_churn,
-    observed_rows,
-    purchase_measures,
-    recent_churn_by_customer,
-    segment_table,
-)
+from churnml.retention.clv import expected_months, historical_revenue, predicted_clv
+from churnml.data.engine import connect
+from churnml.modeling.evaluation import DAYS_PER_MONTH
+from churnml.features.label_times import LabelSpec, observed_until
+from churnml.retention.measures import (cohort_retention, month_starts, monthly_churn, observed_rows, purchase_measures, recent_churn_by_customer, segment_table)
 
 T = pd.Timestamp
 SPEC = LabelSpec(definition="hybrid", horizon_days=30, grace_days=7, activity_tables=("events",))

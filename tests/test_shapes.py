@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from churnml.generate import generate_dataset
+from churnml.data.generate.dataset import generate_dataset
 from churnml.params import compose_text
 from support import ROOT, run
 

@@ -25,16 +25,9 @@ import pandas as pd
 import pytest
 
 from churnml.cli import main
-from churnml.evaluate import Economics
+from churnml.modeling.evaluation import Economics
 from churnml.params import load_params
-from churnml.targeting import (
-    check_scores,
-    contact_limit,
-    control_draw,
-    in_control,
-    profit_by_budget,
-    select_targets,
-)
+from churnml.retention.targeting import (check_scores, contact_limit, control_draw, in_control, profit_by_budget, select_targets)
 
 ROOT = Path(__file__).resolve().parents[1]
 ECON = Economics(contact_cost=1.0, offer_cost=1.0, success_rate=0.5)

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.features import FeatureSpec
-from churnml.model import booster_params, imbalance, predict_raw, train_booster, valid_score
-from churnml.search import check_space, search
+from churnml.features.build import FeatureSpec
+from churnml.modeling.booster import booster_params, imbalance, predict_raw, train_booster, valid_score
+from churnml.modeling.search import check_space, search
 
 SPEC = FeatureSpec(families=["profile"], windows=[7], attributes={"x": "numeric", "z": "numeric"})
 SPACE = {"max_depth": {"type": "int", "low": 2, "high": 5},
@@ -76,9 +76,9 @@ def test_weighting_churners_raises_the_predicted_churn_rate():
 def test_the_training_profile_travels_inside_the_saved_model(tmp_path):
     import xgboost as xgb
 
-    from churnml.drift import drift_report, feature_profile
-    from churnml.features import feature_catalog
-    from churnml.model import profile_of, set_profile
+    from churnml.scoring.drift import drift_report, feature_profile
+    from churnml.features.build import feature_catalog
+    from churnml.modeling.booster import profile_of, set_profile
 
     booster = train_booster(TRAIN, VALID, SPEC, booster_params({}, seed=0, nthread=2), 20, 5)
     set_profile(booster, feature_profile(TRAIN[0], feature_catalog(SPEC), SPEC.levels))

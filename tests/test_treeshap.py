@@ -1,4 +1,4 @@
-"""churnml.treeshap against XGBoost's own TreeSHAP (`pred_contribs`) on small random models."""
+"""churnml.explain.treeshap against XGBoost's own TreeSHAP (`pred_contribs`) on small random models."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from churnml import treeshap
+from churnml.explain import treeshap
 
 TOLERANCE = 1e-4
 

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnml.catalog import FeatureInfo, sentence
-from churnml.evaluate import ranking_metrics, top_fraction_lift
-from churnml.explain import top_reasons
-from churnml.io import write_parquet
-from churnml.score import risk_tier
+from churnml.features.catalog import FeatureInfo, sentence
+from churnml.modeling.evaluation import ranking_metrics, top_fraction_lift
+from churnml.explain.reasons import top_reasons
+from churnml.data.io import write_parquet
+from churnml.scoring.batch import risk_tier
 
 
 def test_top_decile_lift_by_hand():
@@ -95,8 +95,8 @@ def test_a_model_whose_features_differ_from_the_code_is_refused_before_scoring()
 
     import xgboost as xgb
 
-    from churnml.features import FeatureSpec
-    from churnml.model import SPEC_ATTR, spec_of
+    from churnml.features.build import FeatureSpec
+    from churnml.modeling.booster import SPEC_ATTR, spec_of
 
     spec = FeatureSpec(families=["profile"], windows=[30], attributes={"price": "numeric"})
     data = xgb.DMatrix(np.array([[1.0, 2.0], [3.0, 4.0]]), label=[0, 1],
@@ -108,8 +108,8 @@ def test_a_model_whose_features_differ_from_the_code_is_refused_before_scoring()
 
 
 def test_a_category_first_seen_at_scoring_becomes_missing():
-    from churnml.features import FeatureSpec
-    from churnml.model import design_matrix
+    from churnml.features.build import FeatureSpec
+    from churnml.modeling.matrix import design_matrix
 
     spec = FeatureSpec(families=["profile"], windows=[30], attributes={"plan": "categorical"},
                        levels={"prof_plan": ["basic", "pro"]})
@@ -122,9 +122,10 @@ def test_a_category_first_seen_at_scoring_becomes_missing():
 
 
 def test_contributions_are_xgboosts_own_values_with_or_without_the_tables(monkeypatch):
-    from churnml import explain
-    from churnml.features import FeatureSpec
-    from churnml.model import booster_params, to_dmatrix, train_booster
+    from churnml.explain import reasons as explain
+    from churnml.features.build import FeatureSpec
+    from churnml.modeling.booster import booster_params, train_booster
+    from churnml.modeling.matrix import to_dmatrix
 
     spec = FeatureSpec(families=["profile"], windows=[7], attributes={"plan": "categorical", "x": "numeric"},
                        levels={"prof_plan": ["basic", "pro", "team"]})

@@ -9,18 +9,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from churnml.contract import CONTRACT, TableMapping, open_raw_tables
-from churnml.engine import connect
-from churnml.validate import (
-    DEFAULT_CHECKS,
-    Finding,
-    ValidatedData,
-    ValidationError,
-    findings_report,
-    resolve_checks,
-    validate_tables,
-    write_validated,
-)
+from churnml.data.contract import CONTRACT, TableMapping, open_raw_tables
+from churnml.data.engine import connect
+from churnml.data.validation.findings import DEFAULT_CHECKS, Finding, ValidationError, findings_report, resolve_checks
+from churnml.data.validation.run import ValidatedData, validate_tables, write_validated
 
 REF = datetime(2024, 12, 31)
 

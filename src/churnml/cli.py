@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from churnml.validate import ValidationError
+from churnml.data.validation.findings import ValidationError
 
 if TYPE_CHECKING:
-    from churnml.evaluate import Economics
+    from churnml.modeling.evaluation import Economics
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from churnml.generate import generate_dataset
+    from churnml.data.generate.dataset import generate_dataset
 
     started = time.perf_counter()
     summary = generate_dataset(
@@ -36,23 +36,12 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _raw_tables(params: dict, data_dir: Path | None) -> dict:
-    """The raw folder (`data.path` unless given) validated with the params' mapping and checks."""
-    from churnml.dataset import validate_folder
-    from churnml.engine import connect
-    from churnml.settings import engine_options
-
-    data = params["data"]
-    con = connect(**engine_options(params["engine"]))
-    return validate_folder(
-        con, data_dir or Path(data["path"]), data["tables"], checks=data.get("checks"),
-        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
-    ).tables
-
-
 def _score(args: argparse.Namespace) -> int:
+    from churnml.params import load_params
+    from churnml.scoring.job import score_dataset
+
     scores_path = score_dataset(
-        params_path=Path(args.params),
+        load_params(Path(args.params)),
         data_dir=Path(args.data) if args.data else None,
         as_of=args.as_of,
         model_uri=args.model,
@@ -64,118 +53,19 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_dataset(
-    *,
-    params_path: Path,
-    data_dir: Path | None,
-    as_of: str | None,
-    model_uri: str | None,
-    out: Path | None,
-    top_k: int | None,
-    explain: str | None,
-) -> Path:
-    """Validate a raw dataset, score it with a registered model, write the scores atomically.
-
-    Arguments left as None take their value from params.yaml. The DVC score stage calls this too.
-    """
-    from churnml import tracking
-    from churnml.io import write_json, write_table
-    from churnml.params import load_params
-    from churnml.score import default_as_of, score_customers
-    from churnml.settings import label_spec
-
-    params = load_params(params_path)
-    score_cfg, track = params["score"], params["tracking"]
-    tables = _raw_tables(params, data_dir)
-    when = pd.Timestamp(as_of or score_cfg.get("as_of") or default_as_of(tables)).normalize().to_pydatetime()
-    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
-    booster, version = tracking.load_booster(model_uri or score_cfg["model_uri"])
-    started = time.perf_counter()
-    scores, summary = score_customers(
-        tables, booster, as_of=when, label_spec=label_spec(params["labels"]),
-        risk_tiers=dict(score_cfg["risk_tiers"]), top_k=int(top_k or score_cfg["top_k"]),
-        explain=explain or score_cfg["explain"], model_version=version,
-        value=params["evaluate"]["economics"], customers_per_chunk=int(params["engine"]["customers_per_chunk"]),
-        progress=sys.stderr.isatty(), device=params["model"].get("device", "cpu"),
-    )
-    target = out or Path(params["paths"]["scores"])
-    written = time.perf_counter()
-    write_table(scores, target)
-    summary["phases_s"]["write"] = round(time.perf_counter() - written, 2)
-    summary["runtime_s"] = round(time.perf_counter() - started, 2)
-    summary_path = write_json(summary, target.with_name(target.stem + "_summary.json"))
-    tracking.log_scoring_run(track.get("scoring_experiment") or f"{track['experiment']}-scoring",
-                             track.get("artifact_location"), summary,
-                             scores["churn_probability"].to_numpy(), summary_path)
-    tiers = ", ".join(f"{name} {count:,}" for name, count in summary["tiers"].items())
-    drifted = summary["drifted_features"]
-    print(f"scored {summary['scored']:,} of {summary['customers']:,} customers as of {summary['as_of']} "
-          f"with model v{version} ({tiers}); not scored: {summary['already_churned']:,} already churned, "
-          f"{summary['not_yet_signed_up']:,} not yet signed up; {summary['runtime_s']}s")
-    print(f"drift (PSI > 0.25): {', '.join(drifted[:10]) + (' ...' if len(drifted) > 10 else '') if drifted else 'none'}")
-    return target
-
-
 def _report(args: argparse.Namespace) -> int:
-    folder = report_dataset(params_path=Path(args.params), data_dir=Path(args.data) if args.data else None,
+    from churnml.params import load_params
+    from churnml.retention.job import report_dataset
+
+    folder = report_dataset(load_params(Path(args.params)), data_dir=Path(args.data) if args.data else None,
                             scores_path=Path(args.scores) if args.scores else None,
                             out=Path(args.out) if args.out else None)
     print(f"retention report: {folder / 'retention.html'}")
     return 0
 
 
-def report_dataset(*, params_path: Path, data_dir: Path | None, scores_path: Path | None, out: Path | None) -> Path:
-    """Validate a raw dataset, measure retention against a scores file, write the report.
-
-    Arguments left as None take their value from params.yaml. The DVC report stage calls this too.
-    Returns the report folder.
-    """
-    from churnml import tracking
-    from churnml.observations import observed_until
-    from churnml.params import load_params
-    from churnml.retention_report import ClvSpec, build_retention, write_retention
-    from churnml.settings import label_spec
-    from churnml.targeting import check_scores, read_scores
-
-    params = load_params(params_path)
-    track, config = params["tracking"], params["retention"]
-    tables = _raw_tables(params, data_dir)
-    scores_file = scores_path or Path(params["paths"]["scores"])
-    scores = check_scores(read_scores(scores_file), str(scores_file))
-    if "value_at_risk" not in scores:
-        scores["value_at_risk"] = scores["churn_probability"] * scores["customer_value"]
-    if "risk_tier" not in scores:
-        scores["risk_tier"] = pd.NA
-    result = build_retention(
-        tables, scores, spec=label_spec(params["labels"]), until=observed_until(tables),
-        segments=list(config.get("segments") or []), recent_months=int(config["recent_months"]),
-        clv=ClvSpec(**config["clv"]), value_months=float(params["evaluate"]["economics"]["value_months"]),
-    )
-    # the DVC stage's outputs sit where dvc.yaml says; an ad-hoc report keeps everything in its folder
-    folder = out or Path(params["paths"]["retention"])
-    reports = Path(params["paths"]["reports"])
-    paths = write_retention(result, folder, folder / "retention.json" if out else reports / "retention.json",
-                            None if out else reports / "plots" / "churn_rate.csv")
-    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
-    tracking.log_retention_run(track.get("retention_experiment") or f"{track['experiment']}-retention",
-                               track.get("artifact_location"), result.headline, paths)
-    head = result.headline
-    print(f"retention as of {head['as_of']} ({head['definition']} definition): churn {_pct(head['churn_rate_latest'])} "
-          f"in {head['churn_rate_latest_month']}, {_pct(head['churn_rate_mean_recent'])} a month over the last "
-          f"{head['recent_months']} months; repeat purchase rate {_pct(head['repeat_purchase_rate'])}, "
-          f"average order {head['average_order_value']}, predicted CLV {head['predicted_clv_total']:,.0f} in all, "
-          f"value at risk {head['value_at_risk_total']:,.0f}")
-    for note in result.notes:
-        print(f"note: {note}")
-    return folder
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
 def _promote(args: argparse.Namespace) -> int:
-    from churnml import tracking
+    from churnml.modeling import tracking
     from churnml.params import load_params
 
     track = load_params(Path(args.params))["tracking"]
@@ -189,7 +79,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _economics(args: argparse.Namespace, economics: dict) -> Economics:
     """The campaign's economics: flags given on the command line win over evaluate.economics."""
-    from churnml.evaluate import Economics
+    from churnml.modeling.evaluation import Economics
 
     def pick(flag: float | None, key: str) -> float:
         return float(economics[key]) if flag is None else float(flag)
@@ -200,7 +90,7 @@ def _economics(args: argparse.Namespace, economics: dict) -> Economics:
 
 
 def _target(args: argparse.Namespace) -> int:
-    from churnml import targeting
+    from churnml.retention import targeting
     from churnml.params import load_params
 
     params = load_params(Path(args.params))
@@ -242,12 +132,12 @@ def _target(args: argparse.Namespace) -> int:
 
 
 def _campaign_report(args: argparse.Namespace) -> int:
-    from churnml import campaign as measure
-    from churnml.evaluate import Economics
-    from churnml.io import read_json, write_json
-    from churnml.observations import observed_until
+    from churnml.data.dataset import validate_configured
+    from churnml.retention import campaign as measure
+    from churnml.modeling.evaluation import Economics
+    from churnml.data.io import read_json, write_json
+    from churnml.features.label_times import label_spec, observed_until
     from churnml.params import load_params
-    from churnml.settings import label_spec
 
     folder = Path(args.campaign)
     for name in ("campaign.json", "targets.parquet"):
@@ -259,7 +149,7 @@ def _campaign_report(args: argparse.Namespace) -> int:
                          "there is no date to measure churn from")
     targets = pd.read_parquet(folder / "targets.parquet")
     params = load_params(Path(args.params))
-    tables = _raw_tables(params, Path(args.data))
+    tables = validate_configured(params["data"], params["engine"], Path(args.data))
     as_of = pd.Timestamp(record["as_of"]).to_pydatetime()
     until = observed_until(tables)
     spec = measure.measurement_spec(label_spec(params["labels"]), record["labels"]["horizon_days"])

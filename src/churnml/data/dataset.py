@@ -1,0 +1,43 @@
+"""Opening a dataset: a raw folder through validation, or the validated tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ibis
+
+from churnml.data.engine import connect_configured
+from churnml.data.contract import mappings_from_config, open_raw_tables
+from churnml.data.validation.run import ValidatedData, validate_tables
+
+
+def validate_folder(
+    con: ibis.BaseBackend,
+    folder: Path,
+    tables: dict,
+    *,
+    checks: dict[str, str] | None = None,
+    score_range: tuple[float, float] = (0, 10),
+    reference_time: datetime | str | None = None,
+) -> ValidatedData:
+    """Open a raw dataset folder (user column names, mapped by `tables`) and validate it.
+
+    Raises `churnml.data.validation.findings.ValidationError` naming every table, column and example row at fault.
+    """
+    mappings = mappings_from_config(tables)
+    raw = open_raw_tables(con, Path(folder), mappings)
+    return validate_tables(
+        con, raw, mappings, checks=checks, score_range=tuple(score_range), reference_time=reference_time
+    )
+
+
+def validate_configured(data: dict[str, Any], engine: dict[str, Any], folder: Path | None = None) -> dict[str, ibis.Table]:
+    """The raw folder (the `data` section's path unless given) validated with its mapping and
+    checks, on an engine opened with the `engine` section: the contract-named tables."""
+    con = connect_configured(engine)
+    return validate_folder(
+        con, Path(folder or data["path"]), data["tables"], checks=data.get("checks"),
+        score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
+    ).tables

@@ -1,0 +1,232 @@
+"""The retention report: measures, CLV and segments computed once, then written as files.
+
+`build_retention` computes everything from the validated tables and a scores file;
+`write_retention` writes the headline metrics (a DVC metrics file), the tables as CSV, the
+per-customer CLV as Parquet, the figures as PNG and one self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ibis
+import matplotlib
+
+matplotlib.use("Agg")  # headless: stages run on machines without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from churnml.retention.clv import historical_revenue, months_ago, predicted_clv  # noqa: E402
+from churnml.data.io import atomic_path, write_json, write_table  # noqa: E402
+from churnml.features.label_times import LabelSpec  # noqa: E402
+from churnml.explain.drivers_report import render_page, write_report  # noqa: E402
+from churnml.retention.measures import (  # noqa: E402
+    cohort_retention,
+    month_starts,
+    monthly_churn,
+    observed_rows,
+    purchase_measures,
+    recent_churn_by_customer,
+    segment_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClvSpec:
+    margin: float = 1.0
+    discount_rate: float = 0.01
+    max_months: int = 36
+
+
+@dataclass
+class Retention:
+    headline: dict[str, Any]
+    churn: pd.DataFrame
+    cohorts: pd.DataFrame
+    clv: pd.DataFrame
+    segments: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def build_retention(tables: dict[str, ibis.Table], scores: pd.DataFrame, *, spec: LabelSpec, until: datetime,
+                    segments: list[str], recent_months: int, clv: ClvSpec, value_months: float) -> Retention:
+    """Every measure of the report. `until` is the end of the data (midnight after its last day)."""
+    notes: list[str] = []
+    cutoffs = month_starts(tables, until, spec)
+    observed = observed_rows(tables, spec, cutoffs, until)
+    churn = monthly_churn(observed)
+    customers = tables["customers"].select("customer_id", "signup_date").to_pandas()
+    cohorts = cohort_retention(customers, observed)
+
+    since = months_ago(until, recent_months)
+    orders = None
+    if "orders" in tables:
+        table = tables["orders"]
+        recent = table.filter((table.timestamp >= ibis.literal(since)) & (table.timestamp < ibis.literal(until)))
+        orders = recent.select(*[c for c in ("customer_id", "order_id", "amount") if c in table.columns]).to_pandas()
+        if "amount" not in orders:
+            orders = orders.assign(amount=np.nan)
+    else:
+        notes.append("no orders table: repeat purchase rate, order value and frequency are not available")
+    purchases = purchase_measures(orders, months=float(recent_months))
+
+    history = historical_revenue(tables, until)
+    recent_revenue = historical_revenue(tables, until, since=since)[["customer_id", "revenue"]]
+    predicted = predicted_clv(scores, value_months=value_months, horizon_days=spec.horizon_days,
+                              margin=clv.margin, discount_rate=clv.discount_rate, max_months=clv.max_months)
+    per_customer = history.rename(columns={"revenue": "historical_clv"}).merge(predicted, on="customer_id", how="left")
+    per_customer["scored"] = per_customer["predicted_clv"].notna()
+
+    present = [c for c in segments if c in tables["customers"].columns]
+    for missing in sorted(set(segments) - set(present)):
+        notes.append(f"segment '{missing}' is not a column of the customers table: left out")
+    segment_frame = tables["customers"].select("customer_id", *present).to_pandas()
+    tiers = scores[["customer_id", "risk_tier"]].rename(columns={"risk_tier": "risk tier"})
+    segment_frame = segment_frame.merge(tiers.astype({"customer_id": str}), on="customer_id", how="left")
+    scored = scores[["customer_id", "value_at_risk"]].merge(predicted[["customer_id", "predicted_clv"]], on="customer_id")
+    seg = segment_table(segment_frame, scored, recent_churn_by_customer(observed, recent_months),
+                        recent_revenue.rename(columns={"revenue": "recent_revenue"}))
+
+    known = churn.tail(recent_months)
+    latest = churn.iloc[-1] if len(churn) else None
+    headline = {
+        "as_of": f"{pd.Timestamp(until):%Y-%m-%d}",
+        "definition": spec.fallback if spec.definition == "custom" else spec.definition,
+        "customers": int(len(customers)),
+        "customers_scored": int(len(scores)),
+        "churn_rate_latest": None if latest is None else round(float(latest["churn_rate"]), 6),
+        "churn_rate_latest_month": None if latest is None else f"{latest['month']:%Y-%m}",
+        "churn_rate_mean_recent": round(float(known["churned"].sum() / known["customers"].sum()), 6)
+        if len(known) else None,
+        "recent_months": int(recent_months),
+        "repeat_purchase_rate": _round(purchases["repeat_purchase_rate"]),
+        "average_order_value": _round(purchases["average_order_value"], 2),
+        "purchase_frequency": _round(purchases["purchase_frequency"]),
+        "revenue_recent": round(float(recent_revenue["revenue"].sum()), 2),
+        "historical_clv_mean": round(float(history["revenue"].mean()), 2) if len(history) else None,
+        "predicted_clv_mean": round(float(predicted["predicted_clv"].mean()), 2) if len(predicted) else None,
+        "predicted_clv_total": round(float(predicted["predicted_clv"].sum()), 2),
+        "value_at_risk_total": round(float(scores["value_at_risk"].sum()), 2),
+    }
+    return Retention(headline=headline, churn=churn, cohorts=cohorts, clv=per_customer, segments=seg, notes=notes)
+
+
+def _round(value: float | int | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def churn_figure(churn: pd.DataFrame) -> bytes:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(churn["month"], churn["churn_rate"] * 100, marker="o")
+    ax.set(title="Churn rate per month", xlabel="month start", ylabel="churned within the horizon (%)")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def cohort_figure(cohorts: pd.DataFrame, max_cohorts: int = 24) -> bytes:
+    # the latest cohorts only: older ones are mostly empty (signed up before the data starts)
+    recent = cohorts.tail(max_cohorts)
+    shares = recent.drop(columns="customers").astype("float64").dropna(axis=1, how="all")
+    cohorts = recent
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * shares.shape[1] + 2), max(4, 0.35 * len(shares) + 1.5)))
+    image = ax.imshow(shares.to_numpy() * 100, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(shares.shape[1]), [str(c) for c in shares.columns])
+    ax.set_yticks(range(len(shares)), [f"{i} ({n:,})" for i, n in zip(shares.index, cohorts["customers"])])
+    ax.set(title=f"Cohort retention, latest {len(shares)} signup cohorts (% still a customer)",
+           xlabel="months since signup month",
+           ylabel="signup cohort (customers)")
+    if shares.size <= 400:  # numbers stay legible on small matrices
+        for (row, col), value in np.ndenumerate(shares.to_numpy()):
+            if not np.isnan(value):
+                ax.text(col, row, f"{value * 100:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if value < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="%")
+    return _png(fig)
+
+
+def clv_figure(clv: pd.DataFrame) -> bytes:
+    scored = clv[clv["scored"]]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    top = np.nanquantile(np.r_[scored["historical_clv"], scored["predicted_clv"]], 0.99) if len(scored) else 1.0
+    bins = np.linspace(0, max(top, 1.0), 40)
+    ax.hist(scored["historical_clv"].clip(upper=top), bins=bins, alpha=0.6, label="historical (to date)")
+    ax.hist(scored["predicted_clv"].clip(upper=top), bins=bins, alpha=0.6, label="predicted (to come)")
+    ax.set(title="Customer lifetime value of scored customers", xlabel="value (clipped at the 99th percentile)",
+           ylabel="customers")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def segment_figure(segments: pd.DataFrame) -> bytes:
+    kinds = list(dict.fromkeys(segments["segment_kind"]))
+    fig, axes = plt.subplots(len(kinds) or 1, 1, figsize=(7, 2.2 * max(len(kinds), 1) + 0.8), squeeze=False)
+    for ax, kind in zip(axes[:, 0], kinds):
+        part = segments[segments["segment_kind"] == kind].head(12)
+        ax.barh(part["segment"].astype(str), part["value_at_risk"])
+        ax.invert_yaxis()
+        ax.set(title=f"value at risk by {kind}", xlabel="value at risk")
+        ax.grid(alpha=0.3, axis="x")
+    return _png(fig)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_retention(result: Retention, folder: Path, metrics_path: Path, churn_plot: Path | None = None) -> dict[str, Path]:
+    """Write every output; each file atomically. Returns the paths by name."""
+    folder = Path(folder)
+    figures = {
+        "churn rate per month": ("churn_rate.png", churn_figure(result.churn)),
+        "cohort retention": ("cohort_retention.png", cohort_figure(result.cohorts)),
+        "customer lifetime value": ("clv.png", clv_figure(result.clv)),
+        "value at risk by segment": ("segments.png", segment_figure(result.segments)),
+    }
+    paths: dict[str, Path] = {}
+    for name, (file, data) in figures.items():
+        with atomic_path(folder / file) as tmp:
+            Path(tmp).write_bytes(data)
+        paths[file] = folder / file
+    churn = result.churn.assign(month=result.churn["month"].dt.strftime("%Y-%m-%d"))
+    paths["churn_rate.csv"] = write_table(churn, folder / "churn_rate.csv")
+    if churn_plot is not None:  # the same table where DVC plots look
+        write_table(churn, churn_plot)
+    paths["cohort_retention.csv"] = write_table(result.cohorts.reset_index(), folder / "cohort_retention.csv")
+    paths["segments.csv"] = write_table(result.segments, folder / "segments.csv")
+    paths["clv.parquet"] = write_table(result.clv, folder / "clv.parquet")
+    html = render_page(
+        title=f"Retention report, {result.headline['as_of']}",
+        summary={k: v for k, v in result.headline.items() if v is not None},
+        figures={caption: data for caption, (_, data) in figures.items()},
+        tables={"Segments": result.segments, "Churn rate per month": churn,
+                "Cohort retention (share still a customer)": result.cohorts.reset_index()},
+        note=" ".join(result.notes),
+    )
+    paths["retention.html"] = write_report(html, folder / "retention.html")
+    paths["metrics"] = write_json(result.headline, metrics_path)
+    for note in result.notes:
+        log.info("note: %s", note)
+    return paths
