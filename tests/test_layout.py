@@ -99,3 +99,36 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch, source, expec
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
     found = violations([module])
     assert len(found) == 1 and expected in found[0]
+
+
+def _code_sources() -> list[tuple[str, str]]:
+    """(name, source) of the code outside the package that imports it: entry points, benchmarks,
+    tests and the notebooks' code cells (which no other test imports until they are executed)."""
+    import json
+
+    root = PACKAGE.parents[1]
+    sources = [(str(p.relative_to(root)), p.read_text())
+               for folder in ("pipelines", "benchmarks", "tests") for p in sorted((root / folder).glob("*.py"))]
+    for notebook in sorted((root / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        sources.append((str(notebook.relative_to(root)), code))
+    return sources
+
+
+def test_every_churnml_import_outside_the_package_resolves():
+    """A module moved without its importers updated fails here, not in a slow notebook run."""
+    import importlib
+
+    missing = []
+    for name, source in _code_sources():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churnml"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ModuleNotFoundError:
+                            missing.append(f"{name}:{node.lineno} from {node.module} import {alias.name}")
+    assert missing == []
