@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -209,6 +210,20 @@ def _campaign_summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _iso_date(text: str) -> str:
+    """--as-of as YYYY-MM-DD: 01/07/2026 means 1 July to some users and 7 January to others, so
+    only the ISO form is accepted, and argparse says so (exit 2) before anything runs."""
+    from churnml.data.validation.times import parse_iso_datetime
+
+    try:
+        when = parse_iso_datetime(text, "--as-of")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--as-of: ")) from None
+    if when.time() != datetime.min.time():
+        raise argparse.ArgumentTypeError(f"'{text}' has a time of day; give the score date only, YYYY-MM-DD")
+    return f"{when:%Y-%m-%d}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churnml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score every eligible customer with a registered model")
     score.add_argument("--data", help="raw dataset folder (default: data.path in params)")
-    score.add_argument("--as-of", help="score date YYYY-MM-DD (default: the day after the last activity)")
-    score.add_argument("--model", help="model URI (default: score.model_uri, models:/churnml@champion)")
+    score.add_argument("--as-of", type=_iso_date,
+                       help="score date, YYYY-MM-DD only (default: the day after the last activity)")
+    score.add_argument("--model", help="model URI (default: score.model_uri, models:/<tracking.registered_model>@<tracking.champion_alias>)")
     score.add_argument("--out", help="scores file, .parquet or .csv (default: paths.scores)")
     score.add_argument("--top-k", type=int, help="reasons per customer (default: score.top_k)")
     score.add_argument("--explain", choices=["at-risk", "all", "none"], help="whose reasons to give")

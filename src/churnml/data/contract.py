@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import ibis
 
@@ -130,17 +130,64 @@ def mappings_from_config(tables: dict[str, dict | None]) -> dict[str, TableMappi
     return mappings
 
 
+class UnreadableTable(ValueError):
+    """A raw file that exists but cannot be opened as a table; `str()` says which file and why."""
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
 def read_table(con: ibis.BaseBackend, path: Path) -> ibis.Table:
-    """Open one raw file lazily: Parquet (a file or a folder of parts) or CSV."""
+    """Open one raw file lazily: Parquet (a file or a folder of parts) or CSV.
+
+    Raises `UnreadableTable` naming the file and the reason (empty, not Parquet, unsupported type)
+    instead of the engine's own error.
+    """
     path = Path(path)
     if path.is_dir():
-        return con.read_parquet(str(path / "**" / "*.parquet"))
+        if not any(path.rglob("*.parquet")):
+            raise UnreadableTable(f"{path} is a folder with no .parquet files in it")
+        return _opened(lambda: con.read_parquet(str(path / "**" / "*.parquet")), path, "Parquet")
     suffix = "".join(path.suffixes).lower()
     if suffix.endswith(".parquet") or suffix.endswith(".pq"):
-        return con.read_parquet(str(path))
+        _check_parquet_file(path)
+        return _opened(lambda: con.read_parquet(str(path)), path, "Parquet")
     if suffix.endswith(".csv") or suffix.endswith(".csv.gz"):
-        return con.read_csv(str(path))
-    raise ValueError(f"{path}: unsupported file type; use Parquet or CSV")
+        if path.stat().st_size == 0:
+            raise UnreadableTable(f"{path} is not a readable CSV file (0 bytes: an interrupted export?)")
+        return _opened(lambda: con.read_csv(str(path)), path, "CSV")
+    raise UnreadableTable(f"{path} has an unsupported file type ('{path.suffix}'); use Parquet or CSV")
+
+
+def _check_parquet_file(path: Path) -> None:
+    """Catch the common ways a file is not Parquet before the engine does, in words: empty (an
+    export that stopped), or without Parquet's marker at both ends (a CSV or Excel file renamed)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise UnreadableTable(f"{path} is not a readable Parquet file (0 bytes: an interrupted export?)")
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(max(size - 4, 0))
+        tail = f.read(4)
+    if head != _PARQUET_MAGIC:
+        raise UnreadableTable(
+            f"{path} is not a readable Parquet file (it does not start with Parquet's marker: "
+            "a CSV or Excel file saved under a .parquet name?)"
+        )
+    if tail != _PARQUET_MAGIC:
+        raise UnreadableTable(
+            f"{path} is not a readable Parquet file (it is cut short: an interrupted export or copy?)"
+        )
+
+
+def _opened(open_fn: Callable[[], ibis.Table], path: Path, kind: str) -> ibis.Table:
+    # Any failure to open a file is a read failure, whatever the engine calls it; its first line
+    # says what the engine saw and stands in for a traceback.
+    try:
+        return open_fn()
+    except Exception as exc:  # noqa: BLE001 - DuckDB and Spark raise different types
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnreadableTable(f"{path} is not a readable {kind} file ({reason})") from None
 
 
 def open_raw_tables(

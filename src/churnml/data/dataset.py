@@ -9,7 +9,9 @@ from typing import Any
 import ibis
 
 from churnml.data.engine import connect_configured
-from churnml.data.contract import mappings_from_config, open_raw_tables
+from churnml.data.contract import mappings_from_config
+from churnml.data.validation.files import missing_folder, open_dataset
+from churnml.data.validation.findings import ValidationError
 from churnml.data.validation.run import ValidatedData, validate_tables
 
 
@@ -24,12 +26,17 @@ def validate_folder(
 ) -> ValidatedData:
     """Open a raw dataset folder (user column names, mapped by `tables`) and validate it.
 
-    Raises `churnml.data.validation.findings.ValidationError` naming every table, column and example row at fault.
+    Raises `churnml.data.validation.findings.ValidationError` naming every table, column and example
+    row at fault, a missing folder or table, and every file that cannot be read; `ValueError` for a
+    mistake in the config itself (an unknown table or check, a date not in YYYY-MM-DD form).
     """
     mappings = mappings_from_config(tables)
-    raw = open_raw_tables(con, Path(folder), mappings)
+    if not Path(folder).is_dir():
+        raise ValidationError([missing_folder(Path(folder))])
+    raw, opened = open_dataset(con, Path(folder), mappings)
     return validate_tables(
-        con, raw, mappings, checks=checks, score_range=tuple(score_range), reference_time=reference_time
+        con, raw, mappings, checks=checks, score_range=tuple(score_range), reference_time=reference_time,
+        opened=opened,
     )
 
 

@@ -9,8 +9,8 @@ Each check has a severity, taken from `checks` over `DEFAULT_CHECKS`:
 - ``drop``: the offending rows are removed from the output and the finding is recorded (never
   silently).
 
-Schema problems (a missing table, a missing column, values that cannot be read as the contract
-type) are always errors: nothing downstream can work around them.
+Schema problems (a missing or unreadable table, a missing column, a column with no values at all,
+values that cannot be read as the contract type) are always errors: nothing downstream can work around them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ SEVERITIES = ("error", "warn", "drop")
 
 DEFAULT_CHECKS: dict[str, str] = {
     "missing_table": "error",
+    "unreadable_file": "error",
     "missing_column": "error",
+    "empty_column": "error",
     "wrong_type": "error",
     "null_key": "error",
     "duplicate_customer": "error",
@@ -33,12 +35,13 @@ DEFAULT_CHECKS: dict[str, str] = {
     "before_signup": "warn",
     "future_timestamp": "error",
     "negative_amount": "error",
+    "nan_value": "error",
     "score_out_of_range": "error",
     "end_before_start": "error",
 }
 
 # Schema problems: later stages cannot work around them, so they are errors whatever the config says.
-SCHEMA_CHECKS = frozenset({"missing_table", "missing_column", "wrong_type"})
+SCHEMA_CHECKS = frozenset({"missing_table", "unreadable_file", "missing_column", "empty_column", "wrong_type"})
 
 # Where a user changes the mapping and the checks, as hints name it.
 CONFIG = "conf/data/<name>.yaml"
@@ -124,7 +127,7 @@ def _json_value(v: Any) -> Any:
     if v is None or isinstance(v, (bool, int, str)):
         return v
     if isinstance(v, float):
-        return v if math.isfinite(v) else None
+        return v if math.isfinite(v) else _non_finite(v)  # JSON has no NaN: say it in text
     if isinstance(v, (datetime, date, time)):
         return v.isoformat()
     if isinstance(v, Decimal):
@@ -132,9 +135,15 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
+def _non_finite(v: float) -> str:
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return "null"
+    if isinstance(v, float) and not math.isfinite(v):
+        return _non_finite(v)
     if isinstance(v, datetime):
         return v.isoformat(sep=" ")
     if isinstance(v, str):

@@ -22,13 +22,14 @@ def customer_lookup(plan: Plan, kept: ibis.Table) -> ibis.Table | None:
     if not plan.usable("customer_id"):
         return None
     key = kept[plan.tcol("customer_id")]
-    signup = kept[plan.tcol("signup_date")] if plan.usable("signup_date") else ibis.null("timestamp")
-    return (
-        kept.filter(key.notnull())
-        .group_by(**{KEY: key})
-        .aggregate(**{SIGNUP: signup.min()})
-        .mutate(**{KNOWN: ibis.literal(True)})
-    )
+    known = kept.filter(key.notnull())
+    if plan.usable("signup_date"):
+        lookup = known.group_by(**{KEY: key}).aggregate(**{SIGNUP: kept[plan.tcol("signup_date")].min()})
+    else:
+        # No usable signup_date (a finding already says why): before_signup has nothing to compare.
+        # A null literal is a scalar, which has no min(), so it is added after the grouping.
+        lookup = known.select(**{KEY: key}).distinct().mutate(**{SIGNUP: ibis.null("timestamp")})
+    return lookup.mutate(**{KNOWN: ibis.literal(True)})
 
 
 def join_customers(plan: Plan, lookup: ibis.Table | None) -> Callable[[ibis.Table], ibis.Table]:

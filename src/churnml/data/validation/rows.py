@@ -7,7 +7,6 @@ Only counts and at most five example rows per finding come back to Python.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Callable
@@ -108,5 +107,7 @@ def apply_drops(
 
 
 def _plain_row(row: dict) -> dict:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+    # Arrow gives null as None and keeps NaN as NaN: both stay as they are, since a NaN is itself
+    # a finding (nan_value) and must show as NaN in the examples, not as a missing value.
+    return dict(row)
 

@@ -10,6 +10,7 @@ out of core: only counts and at most five example rows per finding come back to 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,16 +19,16 @@ import ibis
 import pyarrow.parquet as pq
 
 from churnml.data.contract import ACTIVITY_TABLES, CONTRACT, TableMapping
-from churnml.data.io import atomic_path
+from churnml.data.io import atomic_path, copy_parquet
 from churnml.data.validation.findings import Finding, ValidationError, resolve_checks
 from churnml.data.validation.keys import (count_duplicates, duplicate_customer_checks, null_key_checks,
                                           unknown_customer_checks)
 from churnml.data.validation.lookup import customer_lookup, join_customers
 from churnml.data.validation.rows import RowCheck, apply_drops, run_checks
-from churnml.data.validation.schema import Plan, missing_tables, plan_table
+from churnml.data.validation.schema import Plan, empty_columns, missing_tables, plan_table
 from churnml.data.validation.times import (before_signup_checks, end_before_start_checks,
                                            future_timestamp_checks, resolve_reference_time)
-from churnml.data.validation.values import (negative_amount_checks, resolve_score_range,
+from churnml.data.validation.values import (nan_value_checks, negative_amount_checks, resolve_score_range,
                                             score_out_of_range_checks, wrong_type_checks)
 
 _TABLE_ORDER = ("customers", *ACTIVITY_TABLES)
@@ -47,13 +48,16 @@ def validate_tables(
     checks: dict[str, str] | None = None,
     score_range: tuple[float, float] = (0, 10),
     reference_time: datetime | str | None = None,
+    opened: Sequence[Finding] = (),
 ) -> ValidatedData:
     """Check the raw tables against the contract; return contract-named, typed tables.
 
     `raw` are the tables from `contract.open_raw_tables` (the user's column names); `mappings` say
     what the user's columns are called. `checks` (check name -> error | warn | drop) is merged over
     `DEFAULT_CHECKS`. `score_range` is the closed range of feedback scores; `reference_time` is "now"
-    for the future-timestamp check (None: the wall clock, UTC, naive).
+    for the future-timestamp check (None: the wall clock, UTC, naive). `opened` are the findings
+    from opening the files (`files.open_dataset`): reported first, and a table named there is not
+    called missing again.
 
     Raises `ValidationError` listing every error finding (with warnings and drops after them).
     """
@@ -65,13 +69,15 @@ def validate_tables(
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}; the contract has {sorted(CONTRACT)}")
 
-    findings: list[Finding] = missing_tables(raw)
+    findings: list[Finding] = [*opened, *missing_tables(raw, mappings, frozenset(f.table for f in opened))]
 
     plans: dict[str, Plan] = {}
     for name in _TABLE_ORDER:
         if name in raw:
             mapping = mappings.get(name) or TableMapping(table=name, file=f"{name}.parquet")
             plans[name] = plan_table(name, raw[name], mapping)
+            # before the row checks: an empty column is marked unusable, so no check repeats it
+            plans[name].findings += empty_columns(con, plans[name])
 
     tables: dict[str, ibis.Table] = {}
     lookup: ibis.Table | None = None  # one row per kept customer: key, signup date
@@ -112,7 +118,11 @@ def write_validated(con: ibis.BaseBackend, data: ValidatedData, out_dir: Path) -
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         for name, table in data.tables.items():
-            con.to_parquet(table, str(tmp / f"{name}.parquet"))
+            # every column in the sort, the customer first: rows that tie on the key and time
+            # (two events in the same second) still land in one order, so a rerun on unchanged
+            # data writes the same bytes and DVC reruns nothing downstream
+            order = ["customer_id", *[c for c in table.columns if c != "customer_id"]]
+            copy_parquet(con, table, tmp / f"{name}.parquet", order)
     report_tables = {}
     for name, table in data.tables.items():
         schema = table.schema()
@@ -145,6 +155,7 @@ def _activity_checks(
         + before_signup_checks(plan, lookup)
         + future_timestamp_checks(plan, ref)
         + negative_amount_checks(plan)
+        + nan_value_checks(plan)
         + score_out_of_range_checks(plan, low, high)
         + end_before_start_checks(plan)
     )

@@ -1,6 +1,7 @@
 """The schema of the raw tables: which tables and columns are there, and the plan of one table.
 
-A missing table or a missing required column is a finding here (always an error). The `Plan` of a
+A missing table, a missing required column or a column with no values at all is a finding here
+(always an error). The `Plan` of a
 table holds its present contract columns (see `columns`), the customers' attribute columns, and the
 schema findings; it builds the typed table every row check runs over.
 """
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 import ibis
 
-from churnml.data.contract import ACTIVITY_TABLES, CONTRACT, TableMapping
+from churnml.data.contract import ACTIVITY_TABLES, CONTRACT, NULLABLE, TableMapping
 from churnml.data.validation.columns import Column, type_column
 from churnml.data.validation.findings import CONFIG, Finding
 
@@ -72,10 +73,18 @@ class Plan:
         return table.select(**selection)
 
 
-def missing_tables(raw: dict[str, ibis.Table]) -> list[Finding]:
-    """A finding when the customers table is missing, and one when no activity table is there."""
+def missing_tables(
+    raw: dict[str, ibis.Table], mappings: dict[str, TableMapping], reported: frozenset[str] = frozenset()
+) -> list[Finding]:
+    """A finding when the customers table is missing, and one when no activity table is there.
+
+    `mappings` name the files looked for; tables in `reported` (a file that exists but could not be
+    read, already a finding) are not called missing again.
+    """
     findings: list[Finding] = []
-    if "customers" not in raw:
+    if "customers" not in raw and "customers" not in reported:
+        mapping = mappings.get("customers")
+        where = f"there is no {mapping.file} in the dataset folder" if mapping else "tables.customers is null"
         findings.append(
             Finding(
                 check="missing_table",
@@ -84,7 +93,7 @@ def missing_tables(raw: dict[str, ibis.Table]) -> list[Finding]:
                 count=1,
                 severity="error",
                 message=(
-                    "table 'customers' is missing: the contract requires it (customer_id, "
+                    f"table 'customers' is missing ({where}): the contract requires it (customer_id, "
                     "signup_date) and every other table is checked against it."
                 ),
                 hint=(
@@ -93,7 +102,9 @@ def missing_tables(raw: dict[str, ibis.Table]) -> list[Finding]:
                 ),
             )
         )
-    if not set(raw) & set(ACTIVITY_TABLES):
+    if not (set(raw) | reported) & set(ACTIVITY_TABLES):
+        looked = [mappings[t].file for t in ACTIVITY_TABLES if t in mappings]
+        where = f" (looked for {', '.join(looked)})" if looked else " (every activity table is null in tables)"
         findings.append(
             Finding(
                 check="missing_table",
@@ -102,13 +113,75 @@ def missing_tables(raw: dict[str, ibis.Table]) -> list[Finding]:
                 count=1,
                 severity="error",
                 message=(
-                    "no activity table was found: the contract needs at least one of "
+                    f"no activity table was found{where}: the contract needs at least one of "
                     f"{', '.join(ACTIVITY_TABLES)} besides customers."
                 ),
                 hint=f"Add an activity file to the dataset folder and map it under tables.<name> in {CONFIG}.",
             )
         )
     return findings
+
+
+def empty_columns(con: ibis.BaseBackend, plan: Plan) -> list[Finding]:
+    """empty_column: a required contract column (or a customers attribute) with no value in any
+    row of a non-empty table; such contract columns are marked unusable, so that no row check
+    reports the same rows again. One pass over the table."""
+    names = [n for n in plan.columns if plan.columns[n].contract.required and n not in NULLABLE.get(plan.name, ())]
+    typed = plan.typed
+    counts = {f"c{i}": (~typed[f"{PRIVATE}missing_{n}"]).cast("int64").sum() for i, n in enumerate(names)}
+    counts |= {f"a{i}": typed[a].notnull().cast("int64").sum() for i, a in enumerate(plan.attributes)}
+    row = con.to_pyarrow(typed.aggregate(rows=typed.count(), **counts)).to_pylist()[0]
+    rows = int(row["rows"] or 0)
+    if rows == 0:  # an empty table keeps its types and passes: there is nothing to be wrong
+        return []
+    findings = []
+    for i, name in enumerate(names):
+        if not row[f"c{i}"]:
+            plan.columns[name].usable = False
+            findings.append(_empty_column(plan, name, rows))
+    for i, attr in enumerate(plan.attributes):
+        if not row[f"a{i}"]:
+            findings.append(_empty_attribute(plan, attr, rows))
+    return findings
+
+
+def _empty_column(plan: Plan, name: str, rows: int) -> Finding:
+    source = plan.columns[name].source
+    return Finding(
+        check="empty_column",
+        table=plan.name,
+        column=name,
+        count=rows,
+        severity="error",
+        message=(
+            f"table '{plan.name}', column {plan.label(name)} has no non-null values in any of its "
+            f"{rows:,} rows, and the contract requires it."
+        ),
+        hint=(
+            f"Fill {source} in the {plan.name} file (an export that left it out?), or map "
+            f"tables.{plan.name}.columns.{name} to the column that holds it in {CONFIG}."
+        ),
+    )
+
+
+def _empty_attribute(plan: Plan, attr: str, rows: int) -> Finding:
+    listed = plan.mapping.attributes is not None
+    return Finding(
+        check="empty_column",
+        table=plan.name,
+        column=attr,
+        count=rows,
+        severity="error",
+        message=(
+            f"customers.{attr} (source column '{attr}') has no non-null values in any of its {rows:,} "
+            "rows, so its type cannot be known and it cannot be a feature."
+        ),
+        hint=(
+            f"Drop it from tables.customers.attributes in {CONFIG} or fill it."
+            if listed
+            else f"Fill it, or list the attributes to keep in tables.customers.attributes in {CONFIG} (without it)."
+        ),
+    )
 
 
 def plan_table(name: str, raw: ibis.Table, mapping: TableMapping) -> Plan:

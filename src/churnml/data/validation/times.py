@@ -4,6 +4,7 @@ before the customer's signup (before_signup), a subscription that ends before it
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timezone
 
 import ibis
@@ -16,18 +17,38 @@ from churnml.data.validation.rows import RowCheck
 from churnml.data.validation.schema import Plan
 
 
+# YYYY-MM-DD, optionally a time and a UTC offset: the one written form of a date that no reader
+# takes for another (01/07/2026 is 1 July to some and 7 January to others).
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def parse_iso_datetime(text: str, what: str) -> datetime:
+    """A date the user wrote (`what` names where, for the message), accepted only in ISO form:
+    YYYY-MM-DD, optionally with a time (YYYY-MM-DD HH:MM:SS) and an offset."""
+    text = str(text).strip()
+    try:
+        if _ISO.fullmatch(text):
+            return datetime.fromisoformat(text)
+    except ValueError:  # the right shape but no such day, e.g. 2026-13-01
+        pass
+    raise ValueError(
+        f"{what}: '{text}' is not a date in the form YYYY-MM-DD (optionally followed by a time "
+        "HH:MM:SS), e.g. 2026-07-01; other forms such as 01/07/2026 are ambiguous"
+    )
+
+
 def resolve_reference_time(reference_time) -> datetime:
     """"Now" for the future_timestamp check, as a naive UTC datetime (None: the wall clock)."""
     if reference_time is None:
         return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     if isinstance(reference_time, str):
-        reference_time = datetime.fromisoformat(reference_time)
+        reference_time = parse_iso_datetime(reference_time, "data.reference_time")
     elif isinstance(reference_time, date) and not isinstance(reference_time, datetime):
         reference_time = datetime.combine(reference_time, time())
     elif hasattr(reference_time, "to_pydatetime"):  # pandas Timestamp
         reference_time = reference_time.to_pydatetime()
     if not isinstance(reference_time, datetime):
-        raise ValueError(f"reference_time must be a datetime, a date or an ISO string, got {reference_time!r}")
+        raise ValueError(f"data.reference_time must be a date in the form YYYY-MM-DD, got {reference_time!r}")
     if reference_time.tzinfo is not None:
         reference_time = reference_time.astimezone(timezone.utc).replace(tzinfo=None)
     return reference_time

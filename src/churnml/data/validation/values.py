@@ -1,8 +1,10 @@
 """Row checks on values: a value that cannot be read as its contract type (wrong_type), a negative
-amount, quantity or mrr (negative_amount), a feedback score outside the score range
-(score_out_of_range)."""
+amount, quantity or mrr (negative_amount), a number that is NaN or infinite (nan_value), a feedback
+score outside the score range (score_out_of_range)."""
 
 from __future__ import annotations
+
+import ibis
 
 from churnml.data.validation.findings import CONFIG
 from churnml.data.validation.rows import RowCheck
@@ -58,6 +60,40 @@ def negative_amount_checks(plan: Plan) -> list[RowCheck]:
     return out
 
 
+def nan_value_checks(plan: Plan) -> list[RowCheck]:
+    """nan_value: a number column (amount, quantity, mrr, value, score) holding NaN or an infinity.
+
+    Such a value is present, so no null check sees it, yet every sum or mean it enters becomes NaN:
+    a customer's spend would silently turn into "missing" in the features.
+    """
+    out = []
+    for name, col in plan.columns.items():
+        if col.contract.kind != "number" or not col.usable:
+            continue
+        tcol = plan.tcol(name)
+        out.append(
+            RowCheck(
+                check="nan_value",
+                column=name,
+                condition=lambda w, tcol=tcol: _not_finite(w[tcol]),
+                describe=f"whose {name} is NaN or infinite (not a number)",
+                hint=(
+                    f"Fix {col.source} on these rows in the {plan.name} file (leave it empty if it is "
+                    f"unknown); or set checks.nan_value to warn (keep them) or drop (remove them) in {CONFIG}."
+                ),
+            )
+        )
+    return out
+
+
+def _not_finite(value: ibis.Value) -> ibis.Value:
+    # DuckDB folds isnan()/isinf() (and x - x != 0) to false from a Parquet file's min/max
+    # statistics, which never count NaN, so a NaN among finite values would pass unseen. A
+    # conditional hides the statistics from that rewrite; tests/test_bad_input.py holds this.
+    unfolded = ibis.ifelse(value.isnull(), ibis.null("float64"), value)
+    return unfolded.isnan() | unfolded.isinf()
+
+
 def resolve_score_range(score_range) -> tuple[float, float]:
     """The closed range of feedback scores as (low, high) floats."""
     try:
@@ -70,7 +106,8 @@ def resolve_score_range(score_range) -> tuple[float, float]:
 
 
 def score_out_of_range_checks(plan: Plan, low: float, high: float) -> list[RowCheck]:
-    """score_out_of_range: a feedback score outside [low, high] (a null score is allowed)."""
+    """score_out_of_range: a feedback score outside [low, high] (a null score is allowed; NaN and
+    infinities are left to nan_value)."""
     if plan.name != "feedback" or not plan.usable("score"):
         return []
     tscore = plan.tcol("score")
@@ -78,7 +115,8 @@ def score_out_of_range_checks(plan: Plan, low: float, high: float) -> list[RowCh
         RowCheck(
             check="score_out_of_range",
             column="score",
-            condition=lambda w: w[tscore].notnull() & ~w[tscore].between(low, high),
+            # NaN and infinities are nan_value's rows, not out of range
+            condition=lambda w: w[tscore].notnull() & ~_not_finite(w[tscore]) & ~w[tscore].between(low, high),
             describe=f"with a score outside [{_num(low)}, {_num(high)}]",
             hint=(
                 f"Fix the scores, or set score_range in {CONFIG} to your scale (now "
