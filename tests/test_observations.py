@@ -136,12 +136,13 @@ def test_custom_label_times(tables):
     # D's cutoff had a time of day: it moves back to midnight, and that is counted
     assert obs.loc[obs.customer_id == "D", "cutoff"].item() == pd.Timestamp("2024-04-10")
     assert summary.counts["custom_cutoffs_moved_to_midnight"] == 1
-    # with purging, C's label (known on Apr 19) reaches past the test start (Apr 10): purged
-    obs, summary = build_observations(
-        tables, LabelSpec(definition="custom", fallback="inactivity", activity_tables=("events",)),
-        SplitSpec(test_fraction=0.25, valid_fraction=0.25), custom=custom,
-    )
-    assert "C" not in set(obs.customer_id) and summary.counts["purged_label_overlaps_test"] == 1
+    # with purging, C's label (known on Apr 19) reaches past the test start (Apr 10): purged,
+    # which leaves no train rows, and the split is refused saying so
+    with pytest.raises(ValueError, match=r"the purge removed 1 \(2024-03-20\).*train got 0"):
+        build_observations(
+            tables, LabelSpec(definition="custom", fallback="inactivity", activity_tables=("events",)),
+            SplitSpec(test_fraction=0.25, valid_fraction=0.25), custom=custom,
+        )
 
 
 def test_custom_label_times_reject_unknown_customers(tables):

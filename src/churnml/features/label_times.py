@@ -20,12 +20,18 @@ Everything here is an Ibis expression, so it runs out of core on DuckDB.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import ibis
 import pandas as pd
+
+# the split lives in its own module; these names stay importable from here for existing callers
+from churnml.features.splits import SplitSpec, split_by_cutoff, split_spec  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 Definition = Literal["subscription", "inactivity", "hybrid", "custom"]
 EVENTLIKE_TABLES = ("events", "orders", "feedback")
@@ -47,15 +53,6 @@ class LabelSpec:
         return self.active_window_days or self.horizon_days
 
 
-@dataclass(frozen=True)
-class SplitSpec:
-    test_cutoffs: int = 2
-    valid_cutoffs: int = 1
-    test_fraction: float = 0.2
-    valid_fraction: float = 0.1
-    purge: bool = True
-
-
 def label_spec(labels: dict[str, Any]) -> LabelSpec:
     """The `labels` config section as a LabelSpec."""
     inactivity = labels.get("inactivity") or {}
@@ -73,18 +70,6 @@ def label_spec(labels: dict[str, Any]) -> LabelSpec:
     )
 
 
-def split_spec(labels: dict[str, Any]) -> SplitSpec:
-    """The `labels.split` config section as a SplitSpec."""
-    split = labels.get("split") or {}
-    return SplitSpec(
-        test_cutoffs=int(split.get("test_cutoffs", 2)),
-        valid_cutoffs=int(split.get("valid_cutoffs", 1)),
-        test_fraction=float(split.get("test_fraction", 0.2)),
-        valid_fraction=float(split.get("valid_fraction", 0.1)),
-        purge=bool(split.get("purge", True)),
-    )
-
-
 @dataclass
 class ObservationSummary:
     """What became of every candidate row: nothing is dropped without being counted here."""
@@ -93,6 +78,7 @@ class ObservationSummary:
     cutoffs: list[str]
     counts: dict[str, int] = field(default_factory=dict)
     by_split: dict[str, dict[str, float]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- time frame
@@ -281,65 +267,20 @@ def label_rows(
     if not has_subs:
         return label_rows(tables, rows, spec, until, "inactivity")
     subs = tables["subscriptions"]
-    first_start = subs.group_by("customer_id").aggregate(first_start=subs.start_date.min())
-    tagged = rows.left_join(first_start, "customer_id").select(rows, first_start.first_start)
-    contractual = tagged.first_start.notnull() & (tagged.first_start < tagged.cutoff)
-    sub_rows = tagged.filter(contractual).select("customer_id", "signup_date", "cutoff")
-    other_rows = tagged.filter(~contractual).select("customer_id", "signup_date", "cutoff")
+    tagged = contractual_rows(rows, subs)
+    sub_rows = tagged.filter(tagged.contractual).select("customer_id", "signup_date", "cutoff")
+    other_rows = tagged.filter(~tagged.contractual).select("customer_id", "signup_date", "cutoff")
     parts = [subscription_status(sub_rows, subscription_spells(subs, spec.grace_days), spec, until)]
     if activity is not None:
         parts.append(inactivity_status(other_rows, activity, spec, until))
     return ibis.union(*parts, distinct=False)
 
 
-# ---------------------------------------------------------------- splitting
-
-
-def split_by_cutoff(frame: pd.DataFrame, split: SplitSpec, by_fraction: bool) -> pd.DataFrame:
-    """Assign train / valid / test by time, never at random.
-
-    Purging: a label only known after the first test cutoff (its window, plus grace, reaches into
-    the test period) would let training peek at the test period. On a cutoff grid the whole
-    cutoff goes, so every split keeps the same mix of customers; with custom label times, where
-    cutoffs differ per customer, the row goes.
-    """
-    frame = frame.copy()
-    if frame.empty:
-        frame["split"] = pd.Series(dtype="string")
-        return frame
-    cutoffs = frame["cutoff"]
-    if by_fraction:
-        test_start = cutoffs.quantile(1 - split.test_fraction, interpolation="higher")
-    else:
-        distinct = sorted(cutoffs.unique())
-        if len(distinct) < split.test_cutoffs + split.valid_cutoffs + 1:
-            raise ValueError(
-                f"only {len(distinct)} labelled cutoffs; a time split needs at least "
-                f"{split.test_cutoffs + split.valid_cutoffs + 1} (test {split.test_cutoffs}, "
-                f"valid {split.valid_cutoffs}, train 1): use more history, a finer cutoff grid "
-                f"(labels.cutoffs.freq) or fewer test/valid cutoffs"
-            )
-        test_start = distinct[-split.test_cutoffs]
-    is_test = cutoffs >= test_start
-    frame["split"] = "train"
-    frame.loc[is_test, "split"] = "test"
-    before = ~is_test
-    if split.purge:
-        leaky = before & (frame["label_known_at"] > test_start)
-        if not by_fraction:
-            leaky = before & frame["cutoff"].isin(frame.loc[leaky, "cutoff"].unique())
-        frame.loc[leaky, "split"] = "purged"
-        before = before & ~leaky
-    remaining = frame.loc[before, "cutoff"]
-    if not remaining.empty:
-        if by_fraction:
-            valid_start = remaining.quantile(1 - split.valid_fraction / max(1e-9, 1 - split.test_fraction),
-                                             interpolation="higher")
-        else:
-            distinct_before = sorted(remaining.unique())
-            valid_start = distinct_before[-min(split.valid_cutoffs, max(1, len(distinct_before) - 1))]
-        frame.loc[before & (frame["cutoff"] >= valid_start), "split"] = "valid"
-    return frame
+def contractual_rows(rows: ibis.Table, subscriptions: ibis.Table) -> ibis.Table:
+    """`rows` with `contractual`: the customer had a subscription start before the cutoff (hybrid)."""
+    first = subscriptions.group_by("customer_id").aggregate(first_start=subscriptions.start_date.min())
+    tagged = rows.left_join(first, "customer_id").select(rows, first.first_start)
+    return tagged.mutate(contractual=tagged.first_start.notnull() & (tagged.first_start < tagged.cutoff))
 
 
 # ---------------------------------------------------------------- the stage
@@ -362,28 +303,43 @@ def build_observations(
     customer, and rows without a label are labelled by `spec.fallback`.
     """
     until = observed_until(tables)
+    first = history_start(tables)
     customers = tables["customers"]
     if custom is not None:
         rows, user_labels, floored = _custom_rows(customers, custom)
-        cutoffs = sorted(pd.to_datetime(custom["cutoff"]).unique())
+        cutoffs = sorted(user_labels["cutoff"].unique())
         labelled = label_rows(tables, rows, spec, until, spec.fallback).to_pandas()
         frame = _apply_user_labels(labelled, user_labels, spec)
+        counts = {"candidate_rows": int(len(custom)), "custom_rows_given": int(len(custom)),
+                  "custom_cutoffs_moved_to_midnight": floored,
+                  "custom_rows_not_labelled": int(len(custom) - len(frame))}
+        early = [c for c in cutoffs if c < first]
+        warnings = [f"label times: {len(early)} cutoff(s) before the first row of data ({first:%Y-%m-%d}, the "
+                    f"first day every activity table records), e.g. {_days(early)}: features there see no "
+                    f"history"] if early else []
     else:
-        grid_start = start or (history_start(tables) + timedelta(days=min_history_days))
+        grid_start = start or (first + timedelta(days=min_history_days))
         grid_end = end or until
         cutoffs = cutoff_grid(grid_start, grid_end, freq)
         if not cutoffs:
             raise ValueError(f"no cutoffs between {grid_start:%Y-%m-%d} and {grid_end:%Y-%m-%d} at freq {freq}")
-        frame = label_rows(tables, candidates(customers, cutoffs), spec, until, spec.definition).to_pandas()
+        rows = candidates(customers, cutoffs)
+        frame = label_rows(tables, rows, spec, until, spec.definition).to_pandas()
+        counts = _not_observed(tables, rows, frame, spec.definition)
+        early = [c for c in cutoffs if c < first]
+        warnings = [f"labels.cutoffs.start {grid_start:%Y-%m-%d}: cutoff(s) {_days(early)} are before the first "
+                    f"row of data ({first:%Y-%m-%d}, the first day every activity table records): nobody can "
+                    f"look active there and features see no history"] if early else []
+    warnings += _active_window_warnings(cutoffs, first, spec)
+    for warning in warnings:
+        log.warning(warning)
 
     summary = ObservationSummary(
         observed_until=f"{until:%Y-%m-%d}",
         cutoffs=[f"{pd.Timestamp(c):%Y-%m-%d}" for c in cutoffs],
+        counts=counts,
+        warnings=warnings,
     )
-    if custom is not None:
-        summary.counts["custom_rows_given"] = int(len(custom))
-        summary.counts["custom_cutoffs_moved_to_midnight"] = floored
-        summary.counts["custom_rows_not_labelled"] = int(len(custom) - len(frame))
     summary.counts["observed"] = int(len(frame))
     churned_in_lead = frame["churned_in_lead"].astype(bool)
     summary.counts["excluded_churned_during_lead"] = int(churned_in_lead.sum())
@@ -391,7 +347,8 @@ def build_observations(
     summary.counts["unlabelled_window_not_observed"] = int(unknown.sum())
     frame = frame[~churned_in_lead & ~unknown]
 
-    frame = split_by_cutoff(frame, split, by_fraction=custom is not None)
+    frame, notes = split_by_cutoff(frame, split, custom is not None, horizon_days=spec.horizon_days)
+    summary.warnings += notes
     summary.counts["purged_label_overlaps_test"] = int((frame["split"] == "purged").sum())
     frame = frame[frame["split"] != "purged"]
     frame = frame.sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
@@ -413,6 +370,49 @@ def build_observations(
     return out, summary
 
 
+NOT_OBSERVED = {"subscription": "not_observed_no_subscription_at_cutoff",
+                "inactivity": "not_observed_inactive_before_cutoff"}
+
+
+def _not_observed(tables: dict[str, ibis.Table], rows: ibis.Table, frame: pd.DataFrame, definition: str
+                  ) -> dict[str, int]:
+    """Candidate rows, and those the definition did not observe (not a customer at the cutoff), by reason."""
+    total = int(rows.count().execute())
+    if definition == "hybrid" and "subscriptions" in tables:
+        tagged = contractual_rows(rows, tables["subscriptions"])
+        by_subscription = int(tagged.filter(tagged.contractual).count().execute())
+    else:
+        by_subscription = total if definition == "subscription" else 0
+    observed = frame["definition"].value_counts()
+    return {
+        "candidate_rows": total,
+        NOT_OBSERVED["subscription"]: by_subscription - int(observed.get("subscription", 0)),
+        NOT_OBSERVED["inactivity"]: total - by_subscription - int(observed.get("inactivity", 0)),
+    }
+
+
+def _active_window_warnings(cutoffs: list[datetime], first: datetime, spec: LabelSpec) -> list[str]:
+    """A cutoff whose active window starts before the data: its customers may look inactive only
+    because their activity was not recorded yet."""
+    used = spec.fallback if spec.definition == "custom" else spec.definition
+    if used == "subscription":
+        return []
+    reach = [c for c in cutoffs if pd.Timestamp(c) - pd.Timedelta(days=spec.active_window) < pd.Timestamp(first)]
+    if not reach:
+        return []
+    setting = spec.active_window_days if spec.active_window_days else f"null, so horizon_days: {spec.horizon_days}"
+    return [f"labels.inactivity.active_window_days ({setting}): at cutoff(s) {_days(reach)} the window before "
+            f"the cutoff reaches back before the first row of data ({first:%Y-%m-%d}): customers active only "
+            f"before then look inactive and are not observed; start the cutoffs later "
+            f"(labels.cutoffs.min_history_days) or shorten the window"]
+
+
+def _days(values: list[Any], most: int = 5) -> str:
+    """Dates for a message: the first few, and how many in all."""
+    names = ", ".join(f"{pd.Timestamp(v):%Y-%m-%d}" for v in values[:most])
+    return names if len(values) <= most else f"{names} ... ({len(values)} in all)"
+
+
 def _custom_rows(customers: ibis.Table, custom: pd.DataFrame) -> tuple[ibis.Table, pd.DataFrame, int]:
     """The user's rows as candidates, their labels, and how many cutoffs moved to midnight."""
     missing = {"customer_id", "cutoff"} - set(custom.columns)
@@ -425,8 +425,18 @@ def _custom_rows(customers: ibis.Table, custom: pd.DataFrame) -> tuple[ibis.Tabl
         {"customer_id": custom["customer_id"].astype("string"), "cutoff": stamped.dt.normalize()}
     )
     floored = int((stamped != stamped.dt.normalize()).sum())
+    if custom.empty:
+        raise ValueError("label times: no rows in the label-times file (labels.custom.path): it needs one row per "
+                         "(customer_id, cutoff)")
     if "label" in custom.columns:
-        given["user_label"] = pd.to_numeric(custom["label"], errors="raise").astype("Float64")
+        given["user_label"] = pd.to_numeric(custom["label"], errors="coerce").astype("Float64")
+        bad = given["user_label"].notna() & ~given["user_label"].isin([0, 1])
+        bad |= given["user_label"].isna() & custom["label"].notna().to_numpy()
+        if bad.any():
+            raise ValueError(
+                f"label times: column label must be 0, 1 or empty; {int(bad.sum())} rows are not, e.g.\n"
+                f"{custom[bad.to_numpy()].head(5).to_string(index=False)}"
+            )
     dupes = given.duplicated(["customer_id", "cutoff"])
     if dupes.any():
         raise ValueError(
@@ -456,10 +466,12 @@ def _apply_user_labels(frame: pd.DataFrame, given: pd.DataFrame, spec: LabelSpec
     frame["cutoff"] = pd.to_datetime(frame["cutoff"]).astype("datetime64[us]")
     merged = given.merge(frame, on=["customer_id", "cutoff"], how="left")
     has_user = merged["user_label"].notna()
-    merged.loc[has_user, "label"] = merged.loc[has_user, "user_label"]
-    merged.loc[has_user, "definition"] = "custom"
-    merged.loc[has_user, "label_known"] = True
-    merged.loc[has_user, "churned_in_lead"] = False
+    # whole columns, not cell writes: pandas 3 refuses to write the user's Float64 labels into
+    # the fallback's int8 column, and rows the fallback did not observe have nulls to fill
+    merged["label"] = merged["user_label"].where(has_user, merged["label"].astype("Float64"))
+    merged["definition"] = merged["definition"].astype("string").mask(has_user, "custom")
+    merged["label_known"] = has_user | merged["label_known"].astype("boolean").fillna(False).astype(bool)
+    merged["churned_in_lead"] = ~has_user & merged["churned_in_lead"].astype("boolean").fillna(False).astype(bool)
     # the user's label window is unknown to us; assume the configured one for purging
     assumed = merged["cutoff"] + pd.Timedelta(days=spec.lead_days + spec.horizon_days)
     merged["label_known_at"] = merged["label_known_at"].where(merged["label_known_at"].notna(), assumed)
