@@ -34,7 +34,7 @@ checks:
 """
 
 
-def _project(tmp_path, name, data_yaml, overrides):
+def _project(tmp_path, name, data_yaml, overrides, n_customers=700, months=12):
     """A temporary project whose data config is `data_yaml`, and the generated dataset to cut
     that project's raw tables from."""
     home = tmp_path / name
@@ -46,13 +46,12 @@ def _project(tmp_path, name, data_yaml, overrides):
     (home / f"conf/data/{name}.yaml").write_text(data_yaml)
     (home / "params.yaml").write_text(compose_text(home / "conf", [f"data={name}", *overrides]))
     raw = tmp_path / "generated"
-    generate_dataset(raw, n_customers=700, months=12)
+    generate_dataset(raw, n_customers=n_customers, months=months)
     return home, raw
 
 
-def test_orders_only_retailer_runs_end_to_end(tmp_path):
-    home, raw = _project(tmp_path, "shop", SHOP, ["labels=inactivity", "labels.inactivity.tables=[orders]",
-                                                  "labels.horizon_days=60"])
+def _shop_tables(home, raw):
+    """The generated customers and orders under the shop's own file and column names."""
     shop = home / "data/raw/shop"
     shop.mkdir(parents=True)
     customers = pd.read_parquet(raw / "customers.parquet")
@@ -62,6 +61,18 @@ def test_orders_only_retailer_runs_end_to_end(tmp_path):
     orders.rename(columns={"customer_id": "cust", "timestamp": "ordered_at", "amount": "total"})[
         ["cust", "ordered_at", "total"]].to_csv(shop / "sales.csv", index=False)
 
+
+def test_orders_only_retailer_runs_end_to_end(tmp_path):
+    """A retailer with only customers and orders, under its own names: a 90-day horizon on monthly
+    cutoffs, customers still customers for 540 days after an order (longer than the data, so no
+    month start has a whole look-back window for the retention report), and the registry name set
+    once, under tracking. Every stage runs through score and the report."""
+    home, raw = _project(tmp_path, "shop", SHOP, [
+        "labels=inactivity", "labels.inactivity.tables=[orders]", "labels.horizon_days=90",
+        "labels.inactivity.active_window_days=540", "tracking.registered_model=retailer_model",
+        "train.search.trials=0"], months=15)
+    _shop_tables(home, raw)
+
     run(["git", "init", "-q"], home)
     log = run(["dvc", "repro"], home).stdout
     assert "no events table, so no engagement features" in log
@@ -69,12 +80,27 @@ def test_orders_only_retailer_runs_end_to_end(tmp_path):
     assert set(catalog["family"]) == {"purchase", "profile"}
     metrics = json.loads((home / "reports/metrics.json").read_text())
     assert metrics["model"]["roc_auc"] > 0.6
+    # the model is registered, promoted and scored under the name given once
+    assert "registered retailer_model v1" in log
+    from mlflow.tracking import MlflowClient
+
+    champion = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db").get_model_version_by_alias(
+        "retailer_model", "champion")
+    assert str(champion.version) == "1"
     scores = pd.read_parquet(home / "data/scores/scores.parquet")
-    assert len(scores) > 0 and scores["customer_id"].str.startswith("C").all()
-    # the retention report: inactivity churn, purchase habits from the orders alone
+    summary = json.loads((home / "data/scores/scores_summary.json").read_text())
+    assert len(scores) == summary["scored"] > 0 and scores["customer_id"].str.startswith("C").all()
+    assert set(scores["status"]) <= {"active", "lapsed"}
+    assert summary["scored"] + sum(summary["not_scored"].values()) == summary["customers"] == 700
+    # the retention report: purchase habits from the orders alone; no month to measure churn on,
+    # said plainly, and every file written with its columns
     headline = json.loads((home / "reports/retention.json").read_text())
     assert headline["definition"] == "inactivity" and headline["customers"] == 700
     assert 0 < headline["repeat_purchase_rate"] <= 1 and headline["average_order_value"] > 0
+    assert "no month start before the end of the data" in log
+    churn = pd.read_csv(home / "reports/plots/churn_rate.csv")
+    assert churn.empty and list(churn.columns) == ["month", "customers", "churned", "churn_rate"]
+    assert headline["churn_rate_latest"] is None and (home / "reports/retention/retention.html").exists()
     segments = pd.read_csv(home / "reports/retention/segments.csv")
     assert set(segments["segment_kind"]) == {"country", "channel", "risk tier"}  # no plan column here
     assert "segment 'plan' is not a column of the customers table" in log

@@ -27,6 +27,8 @@ def report_dataset(
     Arguments left as None take their value from `params`.
     """
     track, config = params["tracking"], params["retention"]
+    # first: a store that cannot be written stops the report before any output is replaced
+    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     tables = validate_configured(params["data"], params["engine"], data_dir)
     scores_file = scores_path or Path(params["paths"]["scores"])
     scores = check_scores(read_scores(scores_file), str(scores_file))
@@ -44,13 +46,12 @@ def report_dataset(
     reports = Path(params["paths"]["reports"])
     paths = write_retention(result, folder, folder / "retention.json" if out else reports / "retention.json",
                             None if out else reports / "plots" / "churn_rate.csv")
-    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     tracking.log_retention_run(track.get("retention_experiment") or f"{track['experiment']}-retention",
                                track.get("artifact_location"), result.headline, paths)
     head = result.headline
     print(f"retention as of {head['as_of']} ({head['definition']} definition): churn {_pct(head['churn_rate_latest'])} "
-          f"in {head['churn_rate_latest_month']}, {_pct(head['churn_rate_mean_recent'])} a month over the last "
-          f"{head['recent_months']} months; repeat purchase rate {_pct(head['repeat_purchase_rate'])}, "
+          f"in {head['churn_rate_latest_month']}, {_pct(head['churn_rate_mean_recent'])} a month over the "
+          f"{head['recent_period']}; repeat purchase rate {_pct(head['repeat_purchase_rate'])}, "
           f"average order {head['average_order_value']}, predicted CLV {head['predicted_clv_total']:,.0f} in all, "
           f"value at risk {head['value_at_risk_total']:,.0f}")
     for note in result.notes:

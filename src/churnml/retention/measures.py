@@ -33,15 +33,24 @@ def month_starts(tables: dict[str, ibis.Table], until: datetime, spec: LabelSpec
     return cutoff_grid(first.to_pydatetime(), until, "MS")
 
 
+# The columns and types of observed rows, also when there are none: the measures and the report
+# read them with .dt and integer sums, which an untyped empty frame would break.
+OBSERVED_TYPES = {"customer_id": "str", "cutoff": "datetime64[us]", "label": "int8", "label_known": "bool"}
+
+
+def _empty(types: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in types.items()})
+
+
 def observed_rows(tables: dict[str, ibis.Table], spec: LabelSpec, cutoffs: list[datetime],
                   until: datetime) -> pd.DataFrame:
     """customer_id, cutoff, label, label_known of every customer still a customer at each cutoff."""
     if not cutoffs:
-        return pd.DataFrame({"customer_id": [], "cutoff": [], "label": [], "label_known": []})
+        return _empty(OBSERVED_TYPES)
     rows = candidates(tables["customers"], cutoffs)
     labelled = label_rows(tables, rows, spec, until, _definition(spec))
     frame = labelled.select("customer_id", "cutoff", "label", "label_known").to_pandas()
-    frame["cutoff"] = pd.to_datetime(frame["cutoff"])
+    frame = frame.astype({**OBSERVED_TYPES, "cutoff": "datetime64[us]"})
     return frame.sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
 
 
@@ -60,8 +69,8 @@ def monthly_churn(observed: pd.DataFrame) -> pd.DataFrame:
     """Per month start whose label windows have all passed: customers, churned, churn_rate."""
     known = complete_months(observed)
     table = known.groupby("cutoff").agg(customers=("customer_id", "size"), churned=("label", "sum")).reset_index()
-    table["churned"] = table["churned"].astype("int64")
-    table["churn_rate"] = table["churned"] / table["customers"]
+    table = table.astype({"cutoff": "datetime64[us]", "customers": "int64", "churned": "int64"})
+    table["churn_rate"] = (table["churned"] / table["customers"]).astype("float64")
     return table.rename(columns={"cutoff": "month"})
 
 
@@ -130,10 +139,11 @@ def purchase_measures(orders: pd.DataFrame | None, months: float) -> dict[str, f
 
 
 def recent_churn_by_customer(observed: pd.DataFrame, months: int) -> pd.DataFrame:
-    """customer_id, observed (rows), churned over the last `months` complete month starts."""
+    """customer_id, observed (rows), churned over the last `months` complete month starts, or
+    over as many as the data hold when there are fewer (the report's headline says how many)."""
     known = complete_months(observed)
     if known.empty:
-        return pd.DataFrame({"customer_id": [], "observed": [], "churned": []})
+        return _empty({"customer_id": "str", "observed": "int64", "churned": "int64"})
     recent = sorted(known["cutoff"].unique())[-months:]
     rows = known[known["cutoff"].isin(recent)]
     return rows.groupby("customer_id").agg(observed=("label", "size"), churned=("label", "sum")).reset_index()
@@ -168,7 +178,8 @@ def segment_table(segments: pd.DataFrame, scores: pd.DataFrame, churn: pd.DataFr
         out.append(table)
     columns = ["segment_kind", "segment", "customers", "churn_rate", "revenue", "value_at_risk", "predicted_clv"]
     if not out:
-        return pd.DataFrame(columns=columns)
+        return _empty({"segment_kind": "str", "segment": "str", "customers": "int64", "churn_rate": "float64",
+                       "revenue": "float64", "value_at_risk": "float64", "predicted_clv": "float64"})
     table = pd.concat(out, ignore_index=True)
     table["customers"] = table["customers"].astype("int64")
     return table[columns].sort_values(["segment_kind", "value_at_risk", "segment"], ascending=[True, False, True],

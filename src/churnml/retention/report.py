@@ -64,6 +64,15 @@ def build_retention(tables: dict[str, ibis.Table], scores: pd.DataFrame, *, spec
     cutoffs = month_starts(tables, until, spec)
     observed = observed_rows(tables, spec, cutoffs, until)
     churn = monthly_churn(observed)
+    if not cutoffs:
+        notes.append(f"no month start before the end of the data ({until:%Y-%m-%d}) has a whole "
+                     f"{spec.active_window}-day look-back window recorded (labels.inactivity.active_window_days, "
+                     f"else labels.horizon_days): churn per month and cohort retention are empty; more history "
+                     f"or a shorter window fills them")
+    elif churn.empty:
+        notes.append(f"no month start's label windows ({spec.lead_days + spec.horizon_days} days, "
+                     f"labels.lead_days + labels.horizon_days) have all passed by the end of the data "
+                     f"({until:%Y-%m-%d}): churn per month is empty")
     customers = tables["customers"].select("customer_id", "signup_date").to_pandas()
     cohorts = cohort_retention(customers, observed)
 
@@ -98,6 +107,8 @@ def build_retention(tables: dict[str, ibis.Table], scores: pd.DataFrame, *, spec
 
     known = churn.tail(recent_months)
     latest = churn.iloc[-1] if len(churn) else None
+    # the months actually measured: the data may hold fewer complete months than were asked for
+    measured = int(len(known))
     headline = {
         "as_of": f"{pd.Timestamp(until):%Y-%m-%d}",
         "definition": spec.fallback if spec.definition == "custom" else spec.definition,
@@ -107,7 +118,9 @@ def build_retention(tables: dict[str, ibis.Table], scores: pd.DataFrame, *, spec
         "churn_rate_latest_month": None if latest is None else f"{latest['month']:%Y-%m}",
         "churn_rate_mean_recent": round(float(known["churned"].sum() / known["customers"].sum()), 6)
         if len(known) else None,
-        "recent_months": int(recent_months),
+        "recent_months": measured,
+        "recent_months_asked": int(recent_months),
+        "recent_period": recent_period(measured, int(recent_months)),
         "repeat_purchase_rate": _round(purchases["repeat_purchase_rate"]),
         "average_order_value": _round(purchases["average_order_value"], 2),
         "purchase_frequency": _round(purchases["purchase_frequency"]),
@@ -118,6 +131,14 @@ def build_retention(tables: dict[str, ibis.Table], scores: pd.DataFrame, *, spec
         "value_at_risk_total": round(float(scores["value_at_risk"].sum()), 2),
     }
     return Retention(headline=headline, churn=churn, cohorts=cohorts, clv=per_customer, segments=seg, notes=notes)
+
+
+def recent_period(measured: int, asked: int) -> str:
+    """The months the recent churn rate covers, in words, saying so when fewer than asked for."""
+    if measured == 0:
+        return f"no complete month (of {asked} asked; none recorded)"
+    span = f"last {measured} month{'s' if measured != 1 else ''}"
+    return span if measured >= asked else f"{span} (of {asked} asked; only {measured} recorded)"
 
 
 def _round(value: float | int | None, digits: int = 6) -> float | None:
@@ -151,6 +172,11 @@ def cohort_figure(cohorts: pd.DataFrame, max_cohorts: int = 24) -> bytes:
     recent = cohorts.tail(max_cohorts)
     shares = recent.drop(columns="customers").astype("float64").dropna(axis=1, how="all")
     cohorts = recent
+    if shares.size == 0:  # no month start observed: say so rather than draw an empty heatmap
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no month start observed: no cohort retention to show", ha="center", va="center")
+        ax.set_axis_off()
+        return _png(fig)
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * shares.shape[1] + 2), max(4, 0.35 * len(shares) + 1.5)))
     image = ax.imshow(shares.to_numpy() * 100, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     ax.set_xticks(range(shares.shape[1]), [str(c) for c in shares.columns])

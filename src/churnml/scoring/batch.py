@@ -1,8 +1,13 @@
 """Scoring the customer base at a date with a trained model.
 
-Who is scored follows the label definition: the customers the model would have been trained on
-at that date (signed up before it and still a customer at it). Everyone else is counted in the
-summary, never silently dropped.
+Who is scored is a setting (`population`):
+- active: the customers the model would have been trained on at that date (signed up before it
+  and still a customer at it by the label definition);
+- all (the default): also non-contractual customers who have lapsed (no activity in the active
+  window) but were active within `lapsed_within_days`: the ones a win-back campaign wants. The
+  model never trained on such rows, so their probability is an extrapolation; `status` marks them.
+Contractual customers whose subscriptions have all ended have churned and are never scored.
+Everyone left out is counted in the summary by reason, never silently dropped.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from churnml.explain.reasons import explain_rows
 from churnml.features.build import build_features, check_compatible
 from churnml.modeling.matrix import design_matrix
 from churnml.modeling.booster import predict_proba, profile_of, spec_of
-from churnml.features.label_times import LabelSpec, candidates, label_rows, observed_until
+from churnml.features.label_times import (LabelSpec, activity_times, candidates, contractual_rows, label_rows,
+                                          observed_until)
 
 
 log = logging.getLogger(__name__)
 
 EXPLAIN_MODES = ("at-risk", "all", "none")
+POPULATIONS = ("all", "active")
 
 
 def default_as_of(tables: dict[str, ibis.Table]) -> datetime:
@@ -38,23 +45,86 @@ def default_as_of(tables: dict[str, ibis.Table]) -> datetime:
 
 
 def eligible_customers(
-    tables: dict[str, ibis.Table], as_of: datetime, spec: LabelSpec
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """(customer_id, cutoff) of everyone observed at `as_of`, and counts of who was not."""
+    tables: dict[str, ibis.Table],
+    as_of: datetime,
+    spec: LabelSpec,
+    population: str = "all",
+    lapsed_within_days: int | None = 365,
+) -> tuple[pd.DataFrame, dict]:
+    """(customer_id, cutoff, status) of everyone scored at `as_of`, and counts of who was not, by reason.
+
+    status is active (observed by the label definition) or lapsed (a non-contractual customer
+    past the active window whose last activity, or signup, is within `lapsed_within_days`; None:
+    any time). Lapsed ones are scored only when `population` is all.
+    """
+    if population not in POPULATIONS:
+        raise ValueError(f"score.population must be one of {POPULATIONS}, got '{population}'")
     definition = spec.fallback if spec.definition == "custom" else spec.definition
     customers = tables["customers"]
     total = int(customers.count().execute())
     rows = candidates(customers, [as_of])
     signed_up = int(rows.count().execute())
     observed = label_rows(tables, rows, spec, as_of, definition).select("customer_id", "cutoff")
-    frame = observed.to_pandas().sort_values("customer_id", kind="stable").reset_index(drop=True)
+    active = observed.to_pandas().assign(status="active")
+    rest = _not_observed(tables, rows.anti_join(observed, "customer_id"), as_of, spec, definition,
+                         lapsed_within_days)
+    lapsed = rest[~rest["contractual"] & rest["recent"]]
+    reasons = {
+        "not_yet_signed_up": total - signed_up,
+        "no_active_subscription": int(rest["contractual"].sum()),
+        "lapsed_too_long": int((~rest["contractual"] & ~rest["recent"]).sum()),
+        "lapsed": 0 if population == "all" else int(len(lapsed)),
+    }
+    parts = [active] + ([lapsed[["customer_id", "cutoff"]].assign(status="lapsed")] if population == "all" else [])
+    frame = pd.concat(parts, ignore_index=True)
+    frame = pd.DataFrame({
+        "customer_id": frame["customer_id"].astype("string"),
+        "cutoff": pd.to_datetime(frame["cutoff"]).astype("datetime64[us]"),
+        "status": frame["status"].astype("string"),
+    }).sort_values("customer_id", kind="stable").reset_index(drop=True)
     counts = {
         "customers": total,
         "scored": int(len(frame)),
-        "not_yet_signed_up": total - signed_up,
+        "scored_active": int((frame["status"] == "active").sum()),
+        "scored_lapsed": int((frame["status"] == "lapsed").sum()),
+        "not_scored": reasons,
+        # the two flat counts of earlier versions, kept for dashboards that read them
+        "not_yet_signed_up": reasons["not_yet_signed_up"],
         "already_churned": signed_up - int(len(frame)),
     }
     return frame, counts
+
+
+def _not_observed(tables: dict[str, ibis.Table], rows: ibis.Table, as_of: datetime, spec: LabelSpec,
+                  definition: str, lapsed_within_days: int | None) -> pd.DataFrame:
+    """customer_id, cutoff, contractual, recent of signed-up customers the label definition does not observe.
+
+    contractual: the subscription rule applies to them (so they have churned); recent: their last
+    activity, or their signup, lies within `lapsed_within_days` of `as_of`.
+    """
+    if definition == "subscription":
+        contractual = ibis.literal(True)
+    elif definition == "hybrid" and "subscriptions" in tables:
+        # the same split as label_rows: a subscription started before the date makes a subscriber
+        rows = contractual_rows(rows, tables["subscriptions"])
+        contractual = rows.contractual
+    else:
+        contractual = ibis.literal(False)
+    rows = rows.mutate(contractual=contractual)
+    if lapsed_within_days is None:
+        recent = ibis.literal(True)
+    else:
+        since = ibis.literal(as_of) - ibis.interval(days=int(lapsed_within_days))
+        activity = activity_times(tables, spec)
+        if activity is not None:
+            before = activity.filter(activity.ts < ibis.literal(as_of))
+            last = before.group_by("customer_id").aggregate(last_ts=before.ts.max())
+            rows = rows.left_join(last, "customer_id").select(rows, last.last_ts)
+            recent = (rows.last_ts >= since).fill_null(False) | (rows.signup_date >= since)
+        else:
+            recent = rows.signup_date >= since
+    picked = rows.select("customer_id", "cutoff", "contractual", recent=recent).to_pandas()
+    return picked.astype({"contractual": bool, "recent": bool})
 
 
 def risk_tier(probability: np.ndarray, tiers: dict[str, float]) -> np.ndarray:
@@ -98,12 +168,15 @@ def score_customers(
     customers_per_chunk: int = 250_000,
     progress: bool = False,
     device: str = "cpu",
+    population: str = "all",
+    lapsed_within_days: int | None = 365,
 ) -> tuple[pd.DataFrame, dict]:
     """One row per scored customer, highest risk first, and a summary of the run.
 
     Customers are scored chunk by chunk (features, probability, reasons), so memory follows the
     chunk size, not the size of the base. `value` ({"value", "value_months", "constant_value"},
     as in evaluate.economics) prices each customer for `value_at_risk` = probability x value.
+    `population` and `lapsed_within_days` decide who is scored (see eligible_customers).
     """
     spec = spec_of(booster)
     check_compatible(spec, tables)
@@ -111,7 +184,8 @@ def score_customers(
         raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got '{explain}'")
     value = value or {"value": "auto", "value_months": 12, "constant_value": 0.0}
     started = time.perf_counter()
-    observed, counts = eligible_customers(tables, as_of, label_spec)
+    observed, counts = eligible_customers(tables, as_of, label_spec, population, lapsed_within_days)
+    status = observed.set_index("customer_id")["status"]
     phases = dict.fromkeys(("eligible", "features", "predict", "explain"), 0.0)
     phases["eligible"] = time.perf_counter() - started
     lowest = min(risk_tiers, key=risk_tiers.get)
@@ -123,7 +197,7 @@ def score_customers(
         started = time.perf_counter()
         ids = ibis.memtable(chunk[["customer_id"]])
         sliced = {name: (t if name == "customers" else t.semi_join(ids, "customer_id")) for name, t in tables.items()}
-        features = build_features(sliced, ibis.memtable(chunk), spec).to_pandas()
+        features = build_features(sliced, ibis.memtable(chunk[["customer_id", "cutoff"]]), spec).to_pandas()
         features = features.sort_values("customer_id", kind="stable").reset_index(drop=True)
         matrix = design_matrix(features, spec)
         phases["features"] += time.perf_counter() - started
@@ -138,6 +212,8 @@ def score_customers(
                                              float(value["constant_value"])),
         })
         part["value_at_risk"] = part["churn_probability"] * part["customer_value"]
+        # lapsed customers lie outside the rows the model trained on: marked, so a campaign can tell
+        part["status"] = part["customer_id"].map(status).astype("string")
         phases["predict"] += time.perf_counter() - started
         started = time.perf_counter()
         mask = {"all": np.ones(len(part), bool), "none": np.zeros(len(part), bool),
@@ -168,6 +244,8 @@ def score_customers(
     summary = {
         "as_of": f"{pd.Timestamp(as_of):%Y-%m-%d}",
         "model_version": str(model_version),
+        "population": population,
+        "lapsed_within_days": lapsed_within_days,
         **counts,
         "tiers": {name: int((scores["risk_tier"] == name).sum()) for name in risk_tiers},
         "top_tier": max(risk_tiers, key=risk_tiers.get),

@@ -16,6 +16,7 @@ import pandas as pd
 
 from churnml.data.dataset import validate_configured
 from churnml.data.io import write_json, write_table
+from churnml.data.validation.times import parse_iso_datetime
 from churnml.features.label_times import label_spec
 from churnml.modeling import tracking
 from churnml.scoring.batch import default_as_of, score_customers
@@ -36,8 +37,11 @@ def score_dataset(
     Arguments left as None take their value from `params`.
     """
     score_cfg, track = params["score"], params["tracking"]
+    given = as_of or score_cfg.get("as_of")
+    # ISO only, and checked before any work: 01/07/2026 is 1 July to some and 7 January to others
+    when = parse_iso_datetime(str(given), "--as-of" if as_of else "score.as_of") if given else None
     tables = validate_configured(params["data"], params["engine"], data_dir)
-    when = pd.Timestamp(as_of or score_cfg.get("as_of") or default_as_of(tables)).normalize().to_pydatetime()
+    when = pd.Timestamp(when or default_as_of(tables)).normalize().to_pydatetime()
     tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     booster, version = tracking.load_booster(model_uri or score_cfg["model_uri"])
     started = time.perf_counter()
@@ -47,6 +51,7 @@ def score_dataset(
         explain=explain or score_cfg["explain"], model_version=version,
         value=params["evaluate"]["economics"], customers_per_chunk=int(params["engine"]["customers_per_chunk"]),
         progress=sys.stderr.isatty(), device=params["model"].get("device", "cpu"),
+        population=score_cfg.get("population", "all"), lapsed_within_days=score_cfg.get("lapsed_within_days", 365),
     )
     target = out or Path(params["paths"]["scores"])
     written = time.perf_counter()
@@ -57,10 +62,25 @@ def score_dataset(
     tracking.log_scoring_run(track.get("scoring_experiment") or f"{track['experiment']}-scoring",
                              track.get("artifact_location"), summary,
                              scores["churn_probability"].to_numpy(), summary_path)
-    tiers = ", ".join(f"{name} {count:,}" for name, count in summary["tiers"].items())
     drifted = summary["drifted_features"]
-    print(f"scored {summary['scored']:,} of {summary['customers']:,} customers as of {summary['as_of']} "
-          f"with model v{version} ({tiers}); not scored: {summary['already_churned']:,} already churned, "
-          f"{summary['not_yet_signed_up']:,} not yet signed up; {summary['runtime_s']}s")
+    print(summary_line(summary, version))
     print(f"drift (PSI > 0.25): {', '.join(drifted[:10]) + (' ...' if len(drifted) > 10 else '') if drifted else 'none'}")
     return target
+
+
+def summary_line(summary: dict[str, Any], version: str) -> str:
+    """The line a scoring run ends with: who was scored, and everyone left out by reason."""
+    tiers = ", ".join(f"{name} {count:,}" for name, count in summary["tiers"].items())
+    reasons = summary["not_scored"]
+    why = {
+        "not_yet_signed_up": "not yet signed up",
+        "no_active_subscription": "no active subscription",
+        "lapsed_too_long": f"lapsed more than {summary['lapsed_within_days']} days (score.lapsed_within_days)",
+        "lapsed": f"lapsed, left out by score.population={summary['population']}",
+    }
+    left_out = ", ".join(f"{reasons[key]:,} {text}" for key, text in why.items() if reasons.get(key))
+    caveat = "; lapsed scores are an extrapolation" if summary["scored_lapsed"] else ""
+    return (f"scored {summary['scored']:,} of {summary['customers']:,} customers as of {summary['as_of']} "
+            f"with model v{version} ({tiers}): {summary['scored_active']:,} active, "
+            f"{summary['scored_lapsed']:,} lapsed (score.population={summary['population']}{caveat}); "
+            f"not scored: {left_out or 'none'}; {summary['runtime_s']}s")
