@@ -30,7 +30,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from churnml.features.catalog import FeatureInfo
-from churnml.data.io import atomic_path
+from churnml.data.io import atomic_path, copy_parquet
 from churnml.features.windows import At, Grid, day_bit, window_rows
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,9 @@ class FeatureSpec:
     attributes: dict[str, str] = field(default_factory=dict)
     # categorical feature -> the levels seen in training (others become missing)
     levels: dict[str, list[str]] = field(default_factory=dict)
+    # features left out of the model (constant or a copy of another on the training rows): the
+    # catalog, and so the design matrix, scoring and explanations, skip them
+    dropped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -371,7 +374,7 @@ def _profile_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
 
 
 def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
-    """Every feature `build_features` makes for this spec, in column order."""
+    """Every feature `build_features` makes for this spec, in column order, less `spec.dropped`."""
     out: list[FeatureInfo] = []
     for family in spec.families:
         if family in BUCKETED:
@@ -380,7 +383,12 @@ def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
             out += _subscription_catalog(spec)
         elif family == "profile":
             out += _profile_catalog(spec)
-    return out
+    if not spec.dropped:
+        return out
+    unknown = sorted(set(spec.dropped) - {info.name for info in out})
+    if unknown:
+        raise ValueError(f"feature spec: dropped features {unknown} are not features of this spec")
+    return [info for info in out if info.name not in set(spec.dropped)]
 
 
 # ---------------------------------------------------------------- compatibility
@@ -505,27 +513,42 @@ def _days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.Fl
     return later.delta(earlier, unit="second") / SECONDS_PER_DAY
 
 
+def _differs(value: ir.Value, previous: ir.Value) -> ir.BooleanValue:
+    """value IS DISTINCT FROM previous, in portable Ibis: a value appearing or vanishing is a
+    difference, two missing values are not."""
+    return (value != previous).fill_null(value.isnull() != previous.isnull())
+
+
 def _subscription(subs: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
     """Subscriptions are few per customer: a direct join to the observations is cheap.
 
     Only what was known at the cutoff is used: rows started before it, and of an end date only
-    whether it had passed (an end after the cutoff is the future). A plan change is a row that
-    starts on the day the previous one ended; an upgrade raises the MRR, a downgrade lowers it.
+    whether it had passed (an end after the cutoff is the future). A plan change is a row whose
+    plan or MRR differs from the customer's previous row: many products write one row per billing
+    period, and a renewal on the same plan and price is not a change (counting rows made this
+    feature a copy of tenure). An upgrade is a row that starts on the day the previous one ended
+    with a higher MRR, a downgrade one with a lower MRR.
     """
     by_customer = ibis.window(group_by="customer_id", order_by=["start_date", "end_date"])
     has_mrr = "mrr" in subs.columns
     mrr = subs.mrr if has_mrr else ibis.literal(None, type="float64")
+    # the plan is read only when the trained spec has it, as check_compatible requires
+    has_plan = "sub_plan" in spec.levels
+    plan = subs.plan.cast("string") if has_plan else ibis.literal(None, type="string")
     subs = subs.mutate(
+        _prev_start=subs.start_date.lag().over(by_customer),
         _prev_end=subs.end_date.lag().over(by_customer),
-        _prev_mrr=mrr.lag().over(by_customer),
+        _prev_mrr=mrr.lag().over(by_customer) if has_mrr else mrr,
+        _prev_plan=plan.lag().over(by_customer) if has_plan else plan,
         _next_start=subs.start_date.lead().over(by_customer),
         _mrr=mrr,
+        _plan=plan,
     )
-    change = subs._prev_end.notnull() & (subs._prev_end.truncate("D") == subs.start_date.truncate("D"))
+    back_to_back = subs._prev_end.notnull() & (subs._prev_end.truncate("D") == subs.start_date.truncate("D"))
     subs = subs.mutate(
-        _change=change,
-        _upgrade=change & (subs._mrr > subs._prev_mrr),
-        _downgrade=change & (subs._mrr < subs._prev_mrr),
+        _change=subs._prev_start.notnull() & (_differs(subs._plan, subs._prev_plan) | _differs(subs._mrr, subs._prev_mrr)),
+        _upgrade=back_to_back & (subs._mrr > subs._prev_mrr),
+        _downgrade=back_to_back & (subs._mrr < subs._prev_mrr),
         # ended for good: no row starts on the day it ended (known once the end has passed)
         _terminated=subs.end_date.notnull() & (
             subs._next_start.isnull() | (subs._next_start.truncate("D") != subs.end_date.truncate("D"))),
@@ -593,13 +616,14 @@ def write_features(con: ibis.BaseBackend, tables: dict[str, ir.Table], observati
 
     Customers are independent, so each chunk is a complete build on a slice of every table; the
     largest hash tables then hold one chunk, and memory stays bounded whatever the base size.
-    Returns the number of chunks.
+    Returns the number of chunks. Rows are sorted by (customer_id, cutoff), so the file is the same
+    bytes whatever the threads or the chunking: a rerun on unchanged inputs changes nothing downstream.
     """
     customers = int(observations.select("customer_id").distinct().count().execute())
     slices = max(1, math.ceil(customers / max(1, customers_per_chunk)))
     with atomic_path(Path(target)) as tmp:
         if slices == 1:
-            con.to_parquet(build_features(tables, observations, spec), str(tmp))
+            copy_parquet(con, build_features(tables, observations, spec), tmp, CUSTOMER_KEYS)
             return 1
         parts = tmp.with_name(tmp.name + ".parts")
         parts.mkdir()
@@ -609,7 +633,8 @@ def write_features(con: ibis.BaseBackend, tables: dict[str, ir.Table], observati
                 chunk = {name: customer_slice(t, slices, k) for name, t in tables.items()}
                 con.to_parquet(build_features(chunk, customer_slice(observations, slices, k), spec),
                                str(parts / f"part-{k:04d}.parquet"))
-            con.to_parquet(con.read_parquet(str(parts / "*.parquet")), str(tmp))
+            # the parts come in hash order; only the merged file needs the fixed order
+            copy_parquet(con, con.read_parquet(str(parts / "*.parquet")), tmp, CUSTOMER_KEYS)
         finally:
             shutil.rmtree(parts, ignore_errors=True)
     return slices

@@ -4,6 +4,12 @@ XGBoost ranks well but its probabilities can be off (class weights, early stoppi
 slices). We pick among no calibration, Platt scaling and isotonic regression by a cross-fitted
 Brier score on the validation slice, so the choice is not judged on the rows it was fitted to,
 and store only the few numbers needed to apply it again.
+
+Calibration must not cost ranking. Isotonic regression is a step function: on a slice with few
+churners it maps thousands of distinct scores to a few dozen values, and tied scores rank
+nothing, so ROC AUC falls. A method is therefore a candidate only when its cross-fitted
+validation ROC AUC stays within `auc_tolerance` of the raw model's; Platt scaling is strictly
+increasing and keeps the order exactly.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 METHODS = ("none", "platt", "isotonic")
 _EPS = 1e-9  # keeps logit finite for raw probabilities of exactly 0 or 1
+# the most validation ROC AUC a calibration may cost and still be chosen by "auto"
+AUC_TOLERANCE = 0.002
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -44,19 +52,25 @@ _FITTERS = {"platt": _fit_platt, "isotonic": _fit_isotonic}
 
 
 def fit_calibration(y_valid: np.ndarray, raw_prob_valid: np.ndarray, seed: int, folds: int = 5,
-                    method: str = "auto") -> dict:
+                    method: str = "auto", auc_tolerance: float = AUC_TOLERANCE) -> dict:
     """Choose and fit a calibration on the validation slice; returns a JSON-serialisable dict.
 
-    `method` "auto" chooses by cross-fitted Brier; "none", "platt" or "isotonic" force that one
-    (the cross-fitted scores are still reported, so the forced choice can be judged).
+    `method` "auto" chooses the lowest cross-fitted Brier among the methods whose cross-fitted
+    ROC AUC is within `auc_tolerance` of the raw model's ("none" always qualifies); "none",
+    "platt" or "isotonic" force that one (the cross-fitted scores are still reported, so the
+    forced choice can be judged). The dict's "reason" says, in words, why the method was chosen.
     """
     if method != "auto" and method not in METHODS:
         raise ValueError(f"train.calibration: '{method}' is not one of {['auto', *METHODS]}")
+    if not auc_tolerance >= 0:
+        raise ValueError(f"train.calibration_auc_tolerance: must be 0 or more, got {auc_tolerance}")
     y = np.asarray(y_valid).astype(int)
     raw = np.asarray(raw_prob_valid, dtype="float64")
     if y.shape != raw.shape:
         raise ValueError(f"labels and probabilities differ in shape: {y.shape} vs {raw.shape}")
-    result: dict = {"method": "none", "brier_raw": None, "brier_platt": None, "brier_isotonic": None}
+    result: dict = {"method": "none", "brier_raw": None, "brier_platt": None, "brier_isotonic": None,
+                    "auc_raw": None, "auc_drop_platt": None, "auc_drop_isotonic": None,
+                    "auc_tolerance": float(auc_tolerance)}
     if len(y) == 0:
         return {**result, "reason": "empty validation slice"}
     result["brier_raw"] = float(brier_score_loss(y, raw))
@@ -64,25 +78,55 @@ def fit_calibration(y_valid: np.ndarray, raw_prob_valid: np.ndarray, seed: int, 
     k = min(folds, int(y.sum()), int(len(y) - y.sum()))
     if k < 2:
         if method in _FITTERS:
-            return {**result, "method": method, **_FITTERS[method](y, raw)}
+            return {**result, "method": method, **_FITTERS[method](y, raw),
+                    "reason": "forced by train.calibration (too few examples of one class to judge it)"}
         return {**result, "reason": "validation slice has too few examples of one class to cross-fit"}
 
+    result["auc_raw"] = float(roc_auc_score(y, raw))
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for candidate, fitter in _FITTERS.items():
         held_out = np.empty_like(raw)
+        drops = []
         for fit_idx, test_idx in splitter.split(raw.reshape(-1, 1), y):
             params = fitter(y[fit_idx], raw[fit_idx])
             held_out[test_idx] = apply_calibration(raw[test_idx], {"method": candidate, **params})
+            # AUC is compared fold by fold, on the same rows: pooling the folds would mix several
+            # fitted maps and charge even a strictly increasing one for their differences.
+            drops.append(roc_auc_score(y[test_idx], raw[test_idx]) - roc_auc_score(y[test_idx], held_out[test_idx]))
         result[f"brier_{candidate}"] = float(brier_score_loss(y, held_out))
+        result[f"auc_drop_{candidate}"] = float(np.mean(drops))
     result["folds"] = k
 
-    # A method must be strictly better to be chosen; ties keep the simpler one (METHODS order).
-    scores = {"none": result["brier_raw"], "platt": result["brier_platt"], "isotonic": result["brier_isotonic"]}
-    best = min(METHODS, key=lambda m: (scores[m], METHODS.index(m))) if method == "auto" else method
-    result["method"] = best
+    best, reason = _choose(result, method, float(auc_tolerance))
+    result["method"], result["reason"] = best, reason
     if best != "none":
         result.update(_FITTERS[best](y, raw))
     return result
+
+
+def _choose(scores: dict, method: str, tolerance: float) -> tuple[str, str]:
+    """The method and the reason for it, from the cross-fitted Brier scores and AUC drops."""
+    brier = {"none": scores["brier_raw"], "platt": scores["brier_platt"], "isotonic": scores["brier_isotonic"]}
+    drop = {"none": 0.0, "platt": scores["auc_drop_platt"], "isotonic": scores["auc_drop_isotonic"]}
+    costly = [m for m in METHODS if drop[m] > tolerance]
+    if method != "auto":
+        reason = f"forced by train.calibration (cross-fitted Brier {brier[method]:.4f}, raw {brier['none']:.4f})"
+        if method in costly:
+            reason += f"; note: it lowers validation ROC AUC by {drop[method]:.4f}, more than {tolerance:g}"
+        return method, reason
+    # A method must be strictly better to be chosen; ties keep the simpler one (METHODS order).
+    kept = [m for m in METHODS if m not in costly]
+    best = min(kept, key=lambda m: (brier[m], METHODS.index(m)))
+    if best == "none":
+        reason = f"no method that keeps the validation ranking lowers the cross-fitted Brier ({brier['none']:.4f} raw)"
+    else:
+        reason = (f"lowest cross-fitted Brier among methods that keep the validation ranking: {brier[best]:.4f} "
+                  f"vs {brier['none']:.4f} raw, ROC AUC drop {max(drop[best], 0.0):.4f} <= {tolerance:g}")
+    rejected = [f"{m} (Brier {brier[m]:.4f}, but ROC AUC drop {drop[m]:.4f} > {tolerance:g})"
+                for m in costly if brier[m] < brier[best]]
+    if rejected:
+        reason += "; rejected " + ", ".join(rejected)
+    return best, reason
 
 
 def apply_calibration(raw_prob: np.ndarray, calibration: dict | None) -> np.ndarray:
