@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,16 @@ def start(stage: str) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stdout)
     logging.getLogger("churnml").setLevel(logging.INFO)
     return load_params()
+
+
+def run(stage: str, main: Callable[[], int]) -> int:
+    """Run a stage's main; a RuntimeError (the MLflow store is read-only or unreachable, a model
+    cannot be loaded) is one line on stderr and exit status 1, as in the CLI, not a traceback."""
+    try:
+        return main()
+    except RuntimeError as error:
+        print(f"{stage}: {error}", file=sys.stderr)
+        return 1
 
 
 def engine(params: dict[str, Any]) -> ibis.BaseBackend:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from churnml.modeling import tracking
 from churnml.modeling.evaluation import (Economics, campaign_summary, classification_metrics, curves, customer_value, per_cutoff_metrics, profit_curve, ranking_metrics, recall_precision_at)
-from churnml.modeling.gate import GateDecision, champion_probabilities, decide, summarize
+from churnml.modeling.gate import GateDecision, champion_probabilities, decide, small_test_warning, summarize
 from churnml.data.io import atomic_path, write_json
 from churnml.modeling.matrix import design_matrix
 from churnml.modeling.booster import predict_proba
@@ -36,14 +36,18 @@ def baseline_metrics(name: str, y, scores, top_fraction: float, bins: int) -> di
     return metrics
 
 
-def gate(params, trained, spec, test, y, metric: str, margin: float, top_fraction: float, bins: int):
-    """Score the current champion on the same test rows and decide whether the candidate replaces it."""
-    track = params["tracking"]
+def gate(params, trained, spec, test, y, baselines: dict[str, dict], warnings: list[str], top_fraction: float,
+         bins: int):
+    """Score the current champion on the same test rows and decide whether the candidate replaces it
+    (the first model: whether it beats the best baseline)."""
+    track, rule = params["tracking"], params["evaluate"]["gate"]
+    metric, margin = rule["metric"], float(rule["margin"])
     name, alias = track["registered_model"], track["champion_alias"]
     candidate = classification_metrics(y, test["probability"], top_fraction, bins)[metric]
     holder = tracking.champion_version(name, alias)
     if holder == trained["version"]:  # evaluated again, e.g. after an evaluate-only change
-        return GateDecision(False, f"v{holder} is the champion already", metric, margin, candidate, candidate, holder)
+        return GateDecision(False, f"v{holder} is the champion already", metric, margin, candidate, candidate, holder,
+                            warnings=tuple(warnings))
     champion, unavailable = None, None
     if holder is not None:
         try:
@@ -53,12 +57,16 @@ def gate(params, trained, spec, test, y, metric: str, margin: float, top_fractio
             champion = classification_metrics(y, probs, top_fraction, bins)[metric]
         except (ValueError, RuntimeError) as error:
             unavailable = str(error).splitlines()[0][:300]
-    return decide(metric, candidate, champion, holder, margin, unavailable)
+    return decide(metric, candidate, champion, holder, margin, unavailable,
+                  baselines={n: m.get(metric) for n, m in baselines.items()},
+                  first_must_beat_baselines=bool(rule.get("first_must_beat_baselines", True)), warnings=warnings)
 
 
 def main() -> int:
     params = common.start("evaluate")
     paths, cfg, track = params["paths"], params["evaluate"], params["tracking"]
+    # first: a store that cannot be written stops the stage before any output is replaced
+    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     top, bins = float(cfg["top_fraction"]), int(cfg.get("ece_bins", 10))
     booster, spec, trained = common.trained_model(params)
     rows = common.labelled(params)
@@ -81,13 +89,16 @@ def main() -> int:
     profit = profit_curve(y, test["probability"], value, econ)
     per_cutoff = per_cutoff_metrics(held_out, "probability", top)
 
+    churners = int(y.sum())
+    warnings = [w for w in [small_test_warning(churners, len(y), int(cfg["gate"].get("min_test_churners", 30)))] if w]
+
     def rounded(metrics: dict) -> dict:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items() if k not in {"rows", "churn_rate"}}
 
     report = {"model": rounded(model), "baselines": {n: rounded(m) for n, m in baselines.items()},
               "campaign": rounded(campaign),
-              "test": {"rows": model["rows"], "churn_rate": round(model["churn_rate"], 6),
-                       "cutoffs": sorted(f"{c:%Y-%m-%d}" for c in test["cutoff"].unique())}}
+              "test": {"rows": model["rows"], "churners": churners, "churn_rate": round(model["churn_rate"], 6),
+                       "cutoffs": sorted(f"{c:%Y-%m-%d}" for c in test["cutoff"].unique()), "warnings": warnings}}
     reports = Path(paths["reports"])
     write_json(report, reports / "metrics.json")
     table = pd.DataFrame([{"model": "xgboost", **model}] + [{"model": n, **m} for n, m in baselines.items()])
@@ -106,10 +117,9 @@ def main() -> int:
     save_evaluation_plots(model_curves, profit, per_cutoff, figures,
                           baselines={n: curves(y, baseline_scores[n]) for n in baselines})
 
-    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
-    decision = gate(params, trained, spec, test, y, cfg["gate"]["metric"], float(cfg["gate"]["margin"]), top, bins)
+    decision = gate(params, trained, spec, test, y, baselines, warnings, top, bins)
     write_json(summarize(decision), reports / "gate.json")
-    with mlflow.start_run(run_id=trained["run_id"]):
+    with tracking.start_run("the evaluation to the training run", run_id=trained["run_id"]):
         mlflow.log_metrics({f"test_{k}": v for k, v in model.items()})
         mlflow.log_metrics({f"campaign_{k}": v for k, v in campaign.items()})
         mlflow.log_table(table, "evaluation/evaluation_table.json")
@@ -119,7 +129,7 @@ def main() -> int:
         mlflow.log_artifact(str(reports / "gate.json"), artifact_path="evaluation")
         mlflow.set_tags(decision.tags())
         for name, run_id in trained.get("baseline_runs", {}).items():
-            with mlflow.start_run(run_id=run_id, nested=True):
+            with tracking.start_run(f"the {name} baseline's test metrics", run_id=run_id, nested=True):
                 mlflow.log_metrics({f"test_{k}": v for k, v in baselines[name].items()})
     tracking.record_gate(track["registered_model"], trained["version"], track["champion_alias"],
                          decision.tags(), decision.promote)
@@ -129,9 +139,11 @@ def main() -> int:
     print(table.round(3).to_string(index=False))
     print(f"  campaign: best threshold {campaign['optimal_threshold']:.3f}, contacting "
           f"{campaign['optimal_contacted']:,}, profit {campaign['optimal_profit']:,.0f}")
-    print(f"  gate: v{trained['version']} {'promoted' if decision.promote else 'not promoted'}: {decision.reason}")
+    for warning in decision.warnings:
+        print(f"  WARNING: {warning}")
+    print(f"  gate: v{trained['version']} {decision.label}: {decision.reason}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run("evaluate", main))

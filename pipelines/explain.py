@@ -28,6 +28,8 @@ from churnml.scoring.batch import risk_tier
 def main() -> int:
     params = common.start("explain")
     paths, cfg, track = params["paths"], params["explain"], params["tracking"]
+    # first: a store that cannot be written stops the stage before any output is replaced
+    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     booster, spec, trained = common.trained_model(params)
     catalog = feature_catalog(spec)
     rows = common.labelled(params)
@@ -73,8 +75,7 @@ def main() -> int:
         max_rows=int(cfg["report_rows"]))
     report = write_report(html, folder / "churn_drivers.html")
 
-    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
-    with mlflow.start_run(run_id=trained["run_id"]):
+    with tracking.start_run("the churn drivers to the training run", run_id=trained["run_id"]):
         mlflow.log_artifacts(str(folder), artifact_path="drivers")
         mlflow.log_table(at_risk, "drivers/at_risk_table.json")
         mlflow.log_metrics({"drivers_at_risk": len(at_risk), "drivers_top_share": float(drivers["share"].iloc[0])})
@@ -86,4 +87,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run("explain", main))

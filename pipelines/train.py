@@ -9,11 +9,12 @@ from pathlib import Path
 
 import common
 import mlflow
+import pandas as pd
 from mlflow.models import infer_signature
 
 from churnml.modeling import tracking
 from churnml.modeling.baselines import fit_baselines
-from churnml.modeling.calibration import fit_calibration
+from churnml.modeling.calibration import AUC_TOLERANCE, fit_calibration
 from churnml.scoring.drift import feature_profile
 from churnml.features.build import CUSTOMER_KEYS, FeatureSpec, feature_catalog
 from churnml.data.io import atomic_path, read_json, write_json, write_parquet
@@ -22,15 +23,29 @@ from churnml.modeling.booster import (booster_params, imbalance, predict_raw, se
 from churnml.modeling.provenance import data_fingerprint, git_commit
 from churnml.modeling.search import Trial, check_space, search
 from churnml.modeling.matrix import split_xy
+from churnml.modeling.redundancy import redundant_features
 
 
 def main() -> int:
     params = common.start("train")
     paths, model_cfg, train_cfg, track = params["paths"], params["model"], params["train"], params["tracking"]
     seed = int(params["seed"])
+    # first: a store that cannot be written stops the stage before any output is replaced
+    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     spec = FeatureSpec.from_dict(read_json(Path(paths["features"]).with_name("feature_spec.json")))
-    catalog = feature_catalog(spec)
     rows = common.labelled(params)
+    # constant features and copies of another feature teach nothing and split explanations in
+    # two: they leave the spec, so the model, scoring and reasons never see them
+    dropped = redundant_features(split_xy(rows, spec, "train")[0], feature_catalog(spec))
+    spec.dropped = [*spec.dropped, *dropped]
+    catalog = feature_catalog(spec)
+    for name, why in dropped.items():
+        print(f"  dropped feature {name}: {why}")
+    if not catalog:
+        print(f"train: all {len(dropped)} features are constant or a copy of another on the "
+              f"{int((rows['split'] == 'train').sum()):,} training rows (e.g. {', '.join(list(dropped)[:3])}): "
+              "nothing to learn from; check the data and features.families", file=sys.stderr)
+        return 1
     train, valid = split_xy(rows, spec, "train"), split_xy(rows, spec, "valid")
     test_rows = rows[rows["split"] == "test"]
     x_test, _ = split_xy(rows, spec, "test")
@@ -43,6 +58,8 @@ def main() -> int:
     reports = Path(paths["reports"])
     with atomic_path(reports / "single_feature_auc.csv") as tmp:
         aucs.rename_axis("feature").reset_index().round(6).to_csv(tmp, index=False)
+    with atomic_path(reports / "dropped_features.csv") as tmp:
+        pd.DataFrame({"feature": list(dropped), "reason": list(dropped.values())}, dtype="string").to_csv(tmp, index=False)
     try:
         raise_for_leakage(aucs, float(leakage.get("max_single_feature_auc", 0.95)), list(leakage.get("allow") or []))
     except LeakageError as error:
@@ -54,8 +71,7 @@ def main() -> int:
     base.update(extra)
     rounds, patience = int(model_cfg["num_boost_round"]), int(model_cfg["early_stopping_rounds"])
 
-    tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
-    with mlflow.start_run(run_name="train") as run:
+    with tracking.start_run("the training run", run_name="train") as run:
         mlflow.log_params(common.flatten(params))
         mlflow.set_tags({"mlflow.source.git.commit": git_commit(), "churnml.stage": "train"})
         inputs = [params["data"]["path"], paths["observations"], paths["features"]]
@@ -64,7 +80,7 @@ def main() -> int:
         trials = int(search_cfg.get("trials") or 0)
         if trials > 0:
             def log_trial(trial: Trial) -> None:
-                with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+                with tracking.start_run(f"search trial {trial.number}", run_name=f"trial-{trial.number}", nested=True):
                     mlflow.log_params(trial.params)
                     mlflow.log_metrics({f"valid_{base['eval_metric']}": trial.score, "trees": trial.trees})
 
@@ -77,19 +93,23 @@ def main() -> int:
 
         booster = train_booster(train, valid, spec, base, rounds, patience, weights)
         calibration = fit_calibration(valid[1], predict_raw(booster, valid[0], spec), seed,
-                                      method=train_cfg.get("calibration", "auto"))
+                                      method=train_cfg.get("calibration", "auto"),
+                                      auc_tolerance=float(train_cfg.get("calibration_auc_tolerance", AUC_TOLERANCE)))
         set_calibration(booster, calibration)
         set_profile(booster, feature_profile(train[0], catalog, spec.levels))  # for drift checks when scoring
-        mlflow.log_params({"calibration.method": calibration["method"]})
+        mlflow.log_params({"calibration.method": calibration["method"], "features.dropped": len(dropped)})
+        mlflow.set_tags({"churnml.calibration.reason": calibration["reason"]})
         mlflow.log_metrics({
             f"valid_{base['eval_metric']}": valid_score(booster), "trees": booster.num_boosted_rounds(),
             "train_rows": len(train[1]), "valid_rows": len(valid[1]),
             "train_churn_rate": float(train[1].mean()), "valid_churn_rate": float(valid[1].mean()),
             "max_single_feature_auc": float(aucs.iloc[0]) if len(aucs) else 0.5,
             **{f"valid_brier_{k[6:]}": v for k, v in calibration.items() if k.startswith("brier_") and v is not None},
+            **{f"valid_auc_drop_{k[9:]}": v for k, v in calibration.items() if k.startswith("auc_drop_") and v is not None},
         })
         mlflow.log_artifact(paths["catalog"], artifact_path="features")
         mlflow.log_artifact(str(reports / "single_feature_auc.csv"), artifact_path="features")
+        mlflow.log_artifact(str(reports / "dropped_features.csv"), artifact_path="features")
         mlflow.log_dict(calibration, "model_calibration.json")
         example = train[0].head(5)
         info = mlflow.xgboost.log_model(
@@ -102,7 +122,7 @@ def main() -> int:
         # baselines: the same training rows, scored on the same test rows; metrics come from evaluate
         baseline_runs, scores = {}, test_rows[CUSTOMER_KEYS].reset_index(drop=True)
         for name, scorer in fit_baselines(train[0], train[1], catalog, seed).items():
-            with mlflow.start_run(run_name=f"baseline-{name}", nested=True) as child:
+            with tracking.start_run(f"the {name} baseline", run_name=f"baseline-{name}", nested=True) as child:
                 mlflow.set_tags({"churnml.baseline": name, "churnml.stage": "train"})
                 baseline_runs[name] = child.info.run_id
             scores[name] = scorer(x_test)
@@ -116,10 +136,11 @@ def main() -> int:
                 "params": {k: v for k, v in base.items() if k not in ("device", "nthread")}},
                model_dir / "train.json")
     print(f"  trained {booster.num_boosted_rounds()} trees on {len(train[1]):,} rows "
-          f"({trials} search trials, calibration: {calibration['method']}); "
+          f"({trials} search trials, {len(catalog)} features, {len(dropped)} dropped as redundant); "
           f"registered {track['registered_model']} v{version}; baselines: {', '.join(baseline_runs)}")
+    print(f"  calibration: {calibration['method']} ({calibration['reason']})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run("train", main))

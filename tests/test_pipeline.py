@@ -2,6 +2,7 @@
 with MLflow's store inside it. Then the command line, a no-op second repro, and an experiment."""
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -79,7 +80,12 @@ def test_champion_registered_with_metrics(project):
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation/figures")}
     assert {f"evaluation/figures/{n}.png" for n in ("roc", "pr", "calibration", "gains", "lift", "profit", "per_cutoff")} <= figures
     tags = run.data.tags
-    assert tags["churnml.gate.decision"] == "promoted" and tags["churnml.gate.reason"] == "no champion yet"
+    # the first model is promoted, and held to the best baseline: a loss says so loudly
+    gate = json.loads((home / "reports/gate.json").read_text())
+    beats = gate["candidate"] > gate["best_baseline_value"]
+    assert tags["churnml.gate.decision"] == ("promoted" if beats else "promoted with a warning")
+    assert tags["churnml.gate.reason"].startswith("no champion yet; ")
+    assert ("WARNING" in tags["churnml.gate.reason"]) != beats and gate["best_baseline"] in tags["churnml.gate.reason"]
     assert len(tags["mlflow.source.git.commit"]) >= 40
     assert len(tags["churnml.data.data/processed/features.parquet"]) == 32
     assert tags["churnml.data.data/raw/default"].endswith(".dir")
@@ -122,7 +128,7 @@ def test_evaluation_table_puts_the_baselines_beside_the_model(project):
         assert (home / f"reports/plots/{name}.csv").stat().st_size > 0
     per_cutoff = pd.read_csv(home / "reports/plots/per_cutoff.csv")
     assert set(per_cutoff["split"]) == {"valid", "test"}
-    assert "gate: v1 promoted: no champion yet" in log
+    assert re.search(r"gate: v1 promoted( with a warning)?: no champion yet; pr_auc ", log)
 
 
 def test_second_repro_does_nothing(project):
