@@ -25,6 +25,7 @@ def main() -> int:
         feedback_kinds=features.get("feedback_kinds"),
         attributes=params["data"]["tables"]["customers"].get("attributes"),
         max_levels=int(features["max_levels"]),
+        horizon_days=int(params["labels"]["horizon_days"]),
     )
     chunks = write_features(con, tables, observations, spec, Path(paths["features"]),
                             customers_per_chunk=int(params["engine"]["customers_per_chunk"]))

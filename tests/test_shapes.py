@@ -77,7 +77,7 @@ def test_orders_only_retailer_runs_end_to_end(tmp_path):
     log = run(["dvc", "repro"], home).stdout
     assert "no events table, so no engagement features" in log
     catalog = pd.read_csv(home / "data/processed/feature_catalog.csv")
-    assert set(catalog["family"]) == {"purchase", "profile"}
+    assert set(catalog["family"]) == {"purchase", "purchase_process", "profile"}
     metrics = json.loads((home / "reports/metrics.json").read_text())
     assert metrics["model"]["roc_auc"] > 0.6
     # the model is registered, promoted and scored under the name given once

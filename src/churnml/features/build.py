@@ -29,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from churnml.features import purchase_process
 from churnml.features.catalog import FeatureInfo
 from churnml.data.io import atomic_path, copy_parquet
 from churnml.features.windows import At, Grid, day_bit, window_rows
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 FAMILY_TABLE = {
     "engagement": "events",
     "purchase": "orders",
+    "purchase_process": "orders",
     "feedback": "feedback",
     "subscription": "subscriptions",
     "profile": "customers",
@@ -75,6 +77,8 @@ class FeatureSpec:
     # features left out of the model (constant or a copy of another on the training rows): the
     # catalog, and so the design matrix, scoring and explanations, skip them
     dropped: list[str] = field(default_factory=list)
+    # the label horizon: the purchase-process family predicts purchases over this many days
+    horizon_days: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +101,7 @@ def plan_features(
     feedback_kinds: list[str] | None = None,
     attributes: list[str] | None = None,
     max_levels: int = 12,
+    horizon_days: int | None = None,
 ) -> FeatureSpec:
     """Decide which features exist for this dataset: enabled families whose table is present."""
     enabled = []
@@ -114,6 +119,15 @@ def plan_features(
         windows=sorted({int(w) for w in windows}),
         negative_score_threshold=float(negative_score_threshold),
     )
+    if "purchase_process" in enabled:
+        if horizon_days is None:  # its features are about the label horizon: none given, none built
+            log.info("features: no label horizon given, so no purchase_process features")
+            spec.families.remove("purchase_process")
+        elif int(horizon_days) <= 0:
+            raise ValueError("features.families.purchase_process needs a positive label horizon in days "
+                             f"(labels.horizon_days), got {horizon_days!r}")
+        else:
+            spec.horizon_days = int(horizon_days)
     if "engagement" in enabled:
         events = tables["events"]
         spec.event_types = list(event_types) if event_types else _top_levels(events.event_type, max_levels)
@@ -383,6 +397,8 @@ def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
             out += _subscription_catalog(spec)
         elif family == "profile":
             out += _profile_catalog(spec)
+        elif family == "purchase_process":
+            out += purchase_process.catalog(int(spec.horizon_days))
     if not spec.dropped:
         return out
     unknown = sorted(set(spec.dropped) - {info.name for info in out})
@@ -398,6 +414,7 @@ def feature_catalog(spec: FeatureSpec) -> list[FeatureInfo]:
 FAMILY_COLUMNS: dict[str, dict[str, str]] = {
     "engagement": {"customer_id": "any", "timestamp": "timestamp", "event_type": "any"},
     "purchase": {"customer_id": "any", "timestamp": "timestamp", "amount": "numeric"},
+    "purchase_process": {"customer_id": "any", "timestamp": "timestamp"},
     "feedback": {"customer_id": "any", "timestamp": "timestamp", "score": "numeric"},
     "subscription": {"customer_id": "any", "start_date": "timestamp", "end_date": "timestamp"},
     "profile": {"customer_id": "any", "signup_date": "timestamp"},
@@ -405,14 +422,14 @@ FAMILY_COLUMNS: dict[str, dict[str, str]] = {
 
 
 def _needed_columns(spec: FeatureSpec) -> dict[str, dict[str, str]]:
-    """table -> column -> the kind of values the features built from it need."""
+    """family -> column of its table -> the kind of values the features built from it need."""
     optional = {  # read only when the trained spec has the features built from them
         "engagement": {"value": "numeric"} if spec.has_event_value else {},
         "feedback": {"kind": "any"} if spec.feedback_kinds else {},
         "subscription": {"plan": "any"} if "sub_plan" in spec.levels else {},
         "profile": dict(spec.attributes),
     }
-    return {FAMILY_TABLE[family]: {**FAMILY_COLUMNS[family], **optional.get(family, {})}
+    return {family: {**FAMILY_COLUMNS[family], **optional.get(family, {})}
             for family in FAMILY_COLUMNS if family in spec.families}
 
 
@@ -420,10 +437,9 @@ def check_compatible(spec: FeatureSpec, tables: dict[str, ir.Table]) -> None:
     """Fail before any work when this data cannot give the model its features: a table or column
     missing, or a column whose type differs from training (a numeric attribute that is now text,
     a categorical one that is now a number). The message names the features affected."""
-    by_table = {table: family for family, table in FAMILY_TABLE.items()}
     problems = []
-    for table, columns in _needed_columns(spec).items():
-        family = by_table[table]
+    for family, columns in _needed_columns(spec).items():
+        table = FAMILY_TABLE[family]
         names = [info.name for info in feature_catalog(spec) if info.family == family]
         if table not in tables:
             problems.append(f"table '{table}' is missing, needed by {len(names)} {family} features "
@@ -449,11 +465,17 @@ def check_compatible(spec: FeatureSpec, tables: dict[str, ir.Table]) -> None:
 # ---------------------------------------------------------------- building
 
 
-def build_features(tables: dict[str, ir.Table], observations: ir.Table, spec: FeatureSpec) -> ir.Table:
+def build_features(tables: dict[str, ir.Table], observations: ir.Table, spec: FeatureSpec,
+                   population: purchase_process.Population | None = None) -> ir.Table:
     """One row per distinct observation (customer_id, cutoff), with every feature of the catalog.
 
     Cutoffs must be midnights. Many distinct cutoffs (custom label times) are built in batches;
     each batch is one pass over each activity table.
+
+    `population`: the purchase-process model fitted per cutoff (`purchase_process.fit_population`)
+    on every customer in the orders table. Cutoffs it lacks are fitted here, on `tables["orders"]`:
+    a caller building a slice of the customers must fit on all of them first and pass it, or the
+    features would depend on the slicing.
     """
     for family in spec.families:
         if FAMILY_TABLE[family] not in tables:
@@ -470,10 +492,25 @@ def build_features(tables: dict[str, ir.Table], observations: ir.Table, spec: Fe
     batches = [cutoffs[i:i + MAX_CUTOFFS_PER_PASS] for i in range(0, len(cutoffs), MAX_CUTOFFS_PER_PASS)]
     parts = [_build_batch(tables, obs, spec, batch, restrict=len(batches) > 1) for batch in batches]
     result = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+    if "purchase_process" in spec.families:
+        result = _with_purchase_process(result, tables["orders"], obs, spec, cutoffs, population)
     # types come from the catalog, never from the data: every chunk and every run agree
     return result.select(*CUSTOMER_KEYS, **{
         info.name: result[info.name].cast("string" if info.kind == "categorical" else "float64")
         for info in feature_catalog(spec)})
+
+
+def _with_purchase_process(result: ir.Table, orders: ir.Table, obs: ir.Table, spec: FeatureSpec,
+                           cutoffs: list[datetime], population: purchase_process.Population | None) -> ir.Table:
+    """Left join of the purchase-process features: the model's closed forms run in numpy, so
+    they come back as an in-memory table (one row per observation with a purchase before it)."""
+    population = dict(population or {})
+    missing = [c for c in cutoffs if c not in population]
+    if missing:
+        population.update(purchase_process.fit_population(orders, missing))
+    ppr = purchase_process.features(orders, obs, int(spec.horizon_days), population)
+    joined = result.left_join(ibis.memtable(ppr), CUSTOMER_KEYS)
+    return joined.drop("customer_id_right", "cutoff_right")
 
 
 def _build_batch(tables: dict[str, ir.Table], obs: ir.Table, spec: FeatureSpec,
@@ -610,6 +647,16 @@ def customer_slice(table: ir.Table, slices: int, k: int) -> ir.Table:
     return table.filter(((h % slices) + slices) % slices == k)
 
 
+def fit_population(spec: FeatureSpec, tables: dict[str, ir.Table],
+                   cutoffs: list[datetime]) -> purchase_process.Population | None:
+    """The purchase-process model at each cutoff, fitted on ALL customers: callers that build
+    slices of the customers fit it once, before slicing, and pass it to every `build_features`,
+    so the features do not depend on the chunking. None when the spec has no such family."""
+    if "purchase_process" not in spec.families or "orders" not in tables:
+        return None
+    return purchase_process.fit_population(tables["orders"], sorted(set(cutoffs)))
+
+
 def write_features(con: ibis.BaseBackend, tables: dict[str, ir.Table], observations: ir.Table,
                    spec: FeatureSpec, target: Path, customers_per_chunk: int = 250_000) -> int:
     """Build the features chunk by chunk of customers and write them atomically to `target`.
@@ -621,9 +668,11 @@ def write_features(con: ibis.BaseBackend, tables: dict[str, ir.Table], observati
     """
     customers = int(observations.select("customer_id").distinct().count().execute())
     slices = max(1, math.ceil(customers / max(1, customers_per_chunk)))
+    cutoffs = observations.select(cutoff=observations.cutoff.cast("timestamp")).distinct().to_pandas()["cutoff"]
+    population = fit_population(spec, tables, [pd.Timestamp(c).to_pydatetime() for c in cutoffs])
     with atomic_path(Path(target)) as tmp:
         if slices == 1:
-            copy_parquet(con, build_features(tables, observations, spec), tmp, CUSTOMER_KEYS)
+            copy_parquet(con, build_features(tables, observations, spec, population), tmp, CUSTOMER_KEYS)
             return 1
         parts = tmp.with_name(tmp.name + ".parts")
         parts.mkdir()
@@ -631,7 +680,7 @@ def write_features(con: ibis.BaseBackend, tables: dict[str, ir.Table], observati
             for k in range(slices):
                 log.info("features: chunk %d of %d", k + 1, slices)
                 chunk = {name: customer_slice(t, slices, k) for name, t in tables.items()}
-                con.to_parquet(build_features(chunk, customer_slice(observations, slices, k), spec),
+                con.to_parquet(build_features(chunk, customer_slice(observations, slices, k), spec, population),
                                str(parts / f"part-{k:04d}.parquet"))
             # the parts come in hash order; only the merged file needs the fixed order
             copy_parquet(con, con.read_parquet(str(parts / "*.parquet")), tmp, CUSTOMER_KEYS)

@@ -26,7 +26,7 @@ import xgboost as xgb
 from churnml.scoring.drift import add_counts, bin_counts, drift_from_counts
 from churnml.modeling.evaluation import customer_value
 from churnml.explain.reasons import explain_rows
-from churnml.features.build import build_features, check_compatible
+from churnml.features.build import build_features, check_compatible, fit_population
 from churnml.modeling.matrix import design_matrix
 from churnml.modeling.booster import predict_proba, profile_of, spec_of
 from churnml.features.label_times import (LabelSpec, activity_times, candidates, contractual_rows, label_rows,
@@ -193,11 +193,13 @@ def score_customers(
     parts, drift_counts = [], None
     bar = _progress(len(observed), progress)
     chunks = _chunks(observed, customers_per_chunk)
+    # population-level features (the purchase-process model) are fitted on the whole base, not per chunk
+    fitted = fit_population(spec, tables, [pd.Timestamp(c).to_pydatetime() for c in observed["cutoff"].unique()])
     for number, chunk in enumerate(chunks, start=1):
         started = time.perf_counter()
         ids = ibis.memtable(chunk[["customer_id"]])
         sliced = {name: (t if name == "customers" else t.semi_join(ids, "customer_id")) for name, t in tables.items()}
-        features = build_features(sliced, ibis.memtable(chunk[["customer_id", "cutoff"]]), spec).to_pandas()
+        features = build_features(sliced, ibis.memtable(chunk[["customer_id", "cutoff"]]), spec, fitted).to_pandas()
         features = features.sort_values("customer_id", kind="stable").reset_index(drop=True)
         matrix = design_matrix(features, spec)
         phases["features"] += time.perf_counter() - started
