@@ -51,7 +51,9 @@ def gate(params, trained, spec, test, y, baselines: dict[str, dict], warnings: l
     champion, unavailable = None, None
     if holder is not None:
         try:
-            booster, _ = tracking.load_booster(f"models:/{name}/{holder}")
+            # a refit champion saw its own test cutoffs: it is judged, like the candidate, by its
+            # held-out model, which did not (and was trained on cutoffs before these)
+            booster = tracking.load_held_out(name, holder) or tracking.load_booster(f"models:/{name}/{holder}")[0]
             tables = common.validated_tables(params, common.engine(params))
             probs = champion_probabilities(booster, test, spec, tables)
             champion = classification_metrics(y, probs, top_fraction, bins)[metric]
@@ -60,6 +62,13 @@ def gate(params, trained, spec, test, y, baselines: dict[str, dict], warnings: l
     return decide(metric, candidate, champion, holder, margin, unavailable,
                   baselines={n: m.get(metric) for n, m in baselines.items()},
                   first_must_beat_baselines=bool(rule.get("first_must_beat_baselines", True)), warnings=warnings)
+
+
+def measured_by(trained: dict) -> str:
+    """Which model the test metrics belong to: always the held-out one (models/model.ubj)."""
+    if trained.get("model_kind") == "refit":
+        return f"held-out model, before refit (v{trained['version']} is its refit on every labelled row)"
+    return "held-out model"
 
 
 def main() -> int:
@@ -97,7 +106,8 @@ def main() -> int:
 
     report = {"model": rounded(model), "baselines": {n: rounded(m) for n, m in baselines.items()},
               "campaign": rounded(campaign),
-              "test": {"rows": model["rows"], "churners": churners, "churn_rate": round(model["churn_rate"], 6),
+              "test": {"model": measured_by(trained), "rows": model["rows"], "churners": churners,
+                       "churn_rate": round(model["churn_rate"], 6),
                        "cutoffs": sorted(f"{c:%Y-%m-%d}" for c in test["cutoff"].unique()), "warnings": warnings}}
     reports = Path(paths["reports"])
     write_json(report, reports / "metrics.json")
@@ -127,14 +137,14 @@ def main() -> int:
         mlflow.log_artifacts(str(figures), artifact_path="evaluation/figures")
         mlflow.log_artifact(str(reports / "metrics.json"), artifact_path="evaluation")
         mlflow.log_artifact(str(reports / "gate.json"), artifact_path="evaluation")
-        mlflow.set_tags(decision.tags())
+        mlflow.set_tags({**decision.tags(), "churnml.test_metrics.model": measured_by(trained)})
         for name, run_id in trained.get("baseline_runs", {}).items():
             with tracking.start_run(f"the {name} baseline's test metrics", run_id=run_id, nested=True):
                 mlflow.log_metrics({f"test_{k}": v for k, v in baselines[name].items()})
     tracking.record_gate(track["registered_model"], trained["version"], track["champion_alias"],
                          decision.tags(), decision.promote)
 
-    print(f"  out-of-time test: {model['rows']:,} rows, churn {model['churn_rate']:.1%}, cutoffs "
+    print(f"  out-of-time test of the {measured_by(trained)}: {model['rows']:,} rows, churn {model['churn_rate']:.1%}, cutoffs "
           f"{', '.join(report['test']['cutoffs'])}")
     print(table.round(3).to_string(index=False))
     print(f"  campaign: best threshold {campaign['optimal_threshold']:.3f}, contacting "

@@ -1,7 +1,12 @@
-"""DVC stage train: leakage guard, Optuna search, XGBoost refit, calibration, baselines.
+"""DVC stage train: leakage guard, Optuna search over rolling-origin folds, the held-out model,
+calibration, baselines, and the refit on every labelled row.
 
-Everything is logged to one MLflow run (trials and baselines as nested runs), and the model is
-registered as a new version. Whether it becomes champion is the evaluate stage's gate.
+Two models come out. The held-out model (models/model.ubj) never sees the test cutoffs: evaluate
+measures it and the gate decides on it. With train.refit, the refit (models/model_refit.ubj) is
+the same recipe on every labelled row, train, valid and test: it is the registered version, the
+one that scores. Everything is logged to one MLflow run (trials and baselines as nested runs, the
+held-out model as the artifact held_out_model/model.ubj). Whether the version becomes champion
+is the evaluate stage's gate.
 """
 
 import sys
@@ -19,11 +24,50 @@ from churnml.scoring.drift import feature_profile
 from churnml.features.build import CUSTOMER_KEYS, FeatureSpec, feature_catalog
 from churnml.data.io import atomic_path, read_json, write_json, write_parquet
 from churnml.modeling.leakage import LeakageError, raise_for_leakage, single_feature_auc
-from churnml.modeling.booster import (booster_params, imbalance, predict_raw, set_calibration, set_profile, train_booster, valid_score)
+from churnml.modeling.booster import (booster_params, fit_of, fit_rounds, imbalance, predict_raw, refit_booster, set_calibration, set_fit, set_profile, train_booster, valid_score)
+from churnml.modeling.folds import FoldPlan, fold_masks, purge_days, refit_rounds, rolling_origin_folds
 from churnml.modeling.provenance import data_fingerprint, git_commit
-from churnml.modeling.search import Trial, check_space, search
-from churnml.modeling.matrix import split_xy
+from churnml.modeling.search import FoldData, Trial, check_space, cross_validate, search
+from churnml.modeling.matrix import design_matrix, split_xy
 from churnml.modeling.redundancy import redundant_features
+
+
+def fold_data(rows: pd.DataFrame, plan: FoldPlan, index: int, spec: FeatureSpec, mode: str) -> FoldData:
+    """The design matrices of fold `index`, with the class-imbalance handling of its own training rows."""
+    train_mask, valid_mask = fold_masks(rows, plan.folds[index])
+    y_train = rows.loc[train_mask, "label"].to_numpy(dtype="float64")
+    extra, weights = imbalance(y_train, mode)
+    return FoldData((design_matrix(rows[train_mask], spec), y_train),
+                    (design_matrix(rows[valid_mask], spec), rows.loc[valid_mask, "label"].to_numpy(dtype="float64")),
+                    weights, extra)
+
+
+def refit(rows: pd.DataFrame, spec: FeatureSpec, catalog: list, params: dict, held_out, mode: str, power: float,
+          ceiling: int, plan: FoldPlan):
+    """The held-out model's recipe on every labelled row (train, valid and test), its rounds
+    scaled from the train rows to all of them."""
+    x_all, y_all = design_matrix(rows, spec), rows["label"].to_numpy(dtype="float64")
+    rows_fit = int((rows["split"] == "train").sum())
+    extra, weights = imbalance(y_all, mode)
+    n = refit_rounds(held_out.num_boosted_rounds(), len(y_all), rows_fit, power, ceiling)
+    return refit_booster((x_all, y_all), spec, {**params, **extra}, n, held_out,
+                         feature_profile(x_all, catalog, spec.levels), weights,
+                         {"held_out_rows": rows_fit, "held_out_rounds": held_out.num_boosted_rounds(),
+                          "rounds_power": power, "validation": plan.describe()})
+
+
+def scoring_rows(booster) -> int:
+    return int(fit_of(booster)["rows"])
+
+
+def model_kind_tags(kind: str) -> dict[str, str]:
+    """What the registered version is, and which model its test metrics belong to."""
+    if kind == "refit":
+        return {"churnml.model.kind": "refit", "churnml.model.evaluated_by": "held-out model",
+                "churnml.model.note": "refit on every labelled row, test cutoffs included; test_* metrics and "
+                                      "the gate are the held-out model's, before refit (artifact held_out_model/)"}
+    return {"churnml.model.kind": "held-out", "churnml.model.evaluated_by": "held-out model",
+            "churnml.model.note": "trained before the test cutoffs; test_* metrics are this model's"}
 
 
 def main() -> int:
@@ -70,6 +114,13 @@ def main() -> int:
     extra, weights = imbalance(train[1], train_cfg.get("imbalance", "none"))
     base.update(extra)
     rounds, patience = int(model_cfg["num_boost_round"]), int(model_cfg["early_stopping_rounds"])
+    power = float(train_cfg.get("refit_rounds_power", 1.0))
+    labels = params["labels"]
+    before_test = rows[rows["split"].isin(["train", "valid"])].reset_index(drop=True)
+    plan = rolling_origin_folds(before_test, int(search_cfg.get("folds", 3)), int(search_cfg.get("min_train_cutoffs", 3)),
+                                purge_days(labels.get("lead_days", 0), labels["horizon_days"], labels.get("grace_days", 0)))
+    folds = [fold_data(before_test, plan, i, spec, train_cfg.get("imbalance", "none")) for i in range(len(plan.folds))]
+    print(f"  validation: {plan.describe()}")
 
     with tracking.start_run("the training run", run_name="train") as run:
         mlflow.log_params(common.flatten(params))
@@ -77,26 +128,56 @@ def main() -> int:
         inputs = [params["data"]["path"], paths["observations"], paths["features"]]
         mlflow.set_tags({f"churnml.data.{path}": digest for path, digest in data_fingerprint(inputs).items()})
 
+        metric = base["eval_metric"]
+        mlflow.set_tags({"churnml.validation": plan.describe()})
+        mlflow.log_metric("cv_folds", len(folds) if plan.rolling else 0)
         trials = int(search_cfg.get("trials") or 0)
+        fold_scores, fold_trees = [], []
         if trials > 0:
             def log_trial(trial: Trial) -> None:
                 with tracking.start_run(f"search trial {trial.number}", run_name=f"trial-{trial.number}", nested=True):
                     mlflow.log_params(trial.params)
-                    mlflow.log_metrics({f"valid_{base['eval_metric']}": trial.score, "trees": trial.trees})
+                    mlflow.log_metrics({f"valid_{metric}": trial.score, "trees": trial.trees,
+                                        **{f"fold{i}_valid_{metric}": v for i, v in enumerate(trial.fold_scores)}})
 
             found = search(train, valid, spec, base, search_cfg["space"], trials=trials, seed=seed,
                            num_boost_round=rounds, early_stopping_rounds=patience, weights=weights,
-                           timeout_s=search_cfg.get("timeout_s"), on_trial=log_trial)
+                           timeout_s=search_cfg.get("timeout_s"), on_trial=log_trial,
+                           folds=folds if plan.rolling else None)
             base.update(found.best_params)
             mlflow.log_params({f"best.{k}": v for k, v in found.best_params.items()})
             mlflow.log_metric("search_trials", len(found.trials))
+            fold_scores, fold_trees = list(found.best_fold_scores), [found.best_trees]
+        elif plan.rolling:
+            fold_scores, fold_trees = cross_validate(folds, spec, base, rounds, patience)
 
-        booster = train_booster(train, valid, spec, base, rounds, patience, weights)
+        if plan.rolling:
+            # the folds chose the rounds: their mean early-stopped trees, scaled from the folds'
+            # mean training rows to the train split's by the refit rule; the valid slice (the
+            # last fold's cutoff) then only scores the model and fits the calibration
+            mean_fold_rows = sum(f.train_rows for f in plan.folds) / len(plan.folds)
+            held_rounds = refit_rounds(round(sum(fold_trees) / len(fold_trees)), len(train[1]), round(mean_fold_rows),
+                                       power, rounds)
+            booster = fit_rounds(train, spec, base, held_rounds, weights, valid=valid)
+            mlflow.log_metrics({f"cv_valid_{metric}": sum(fold_scores) / len(fold_scores),
+                                **{f"cv_fold{i}_valid_{metric}": v for i, v in enumerate(fold_scores)}})
+        else:  # single slice: early stopping on the validation slice, as the search did
+            booster = train_booster(train, valid, spec, base, rounds, patience, weights)
         calibration = fit_calibration(valid[1], predict_raw(booster, valid[0], spec), seed,
                                       method=train_cfg.get("calibration", "auto"),
                                       auc_tolerance=float(train_cfg.get("calibration_auc_tolerance", AUC_TOLERANCE)))
         set_calibration(booster, calibration)
         set_profile(booster, feature_profile(train[0], catalog, spec.levels))  # for drift checks when scoring
+        set_fit(booster, {"kind": "held-out", "rows": len(train[1]), "rounds": booster.num_boosted_rounds(),
+                          "validation": plan.describe()})
+        scoring = booster
+        if train_cfg.get("refit", True):
+            scoring = refit(rows, spec, catalog, base, booster, train_cfg.get("imbalance", "none"), power, rounds, plan)
+            mlflow.log_metrics({"refit_rows": scoring_rows(scoring), "refit_trees": scoring.num_boosted_rounds()})
+            print(f"  refit: {scoring.num_boosted_rounds()} trees on every labelled row ({scoring_rows(scoring):,}: "
+                  f"train, valid and test), from the held-out model's {booster.num_boosted_rounds()} trees on "
+                  f"{len(train[1]):,} rows x ({scoring_rows(scoring):,} / {len(train[1]):,}) ** {power:g}")
+        mlflow.log_params({"train.refit.model": "refit" if scoring is not booster else "held-out"})
         mlflow.log_params({"calibration.method": calibration["method"], "features.dropped": len(dropped)})
         mlflow.set_tags({"churnml.calibration.reason": calibration["reason"]})
         mlflow.log_metrics({
@@ -113,11 +194,17 @@ def main() -> int:
         mlflow.log_dict(calibration, "model_calibration.json")
         example = train[0].head(5)
         info = mlflow.xgboost.log_model(
-            booster, name="model", signature=infer_signature(example, booster.inplace_predict(example)),
+            scoring, name="model", signature=infer_signature(example, scoring.inplace_predict(example)),
             input_example=example, registered_model_name=track["registered_model"],
         )
         version = str(info.registered_model_version)
-        mlflow.set_tag("churnml.model_version", version)
+        kind = "refit" if scoring is not booster else "held-out"
+        model_tags = model_kind_tags(kind)
+        mlflow.set_tags({"churnml.model_version": version, **model_tags})
+        tracking.tag_version(track["registered_model"], version, model_tags)
+        if scoring is not booster:
+            # the gate scores this one when the version is a later candidate's champion
+            tracking.log_held_out(booster)
 
         # baselines: the same training rows, scored on the same test rows; metrics come from evaluate
         baseline_runs, scores = {}, test_rows[CUSTOMER_KEYS].reset_index(drop=True)
@@ -129,15 +216,26 @@ def main() -> int:
 
     model_dir = Path(paths["model_dir"])
     write_parquet(scores, model_dir / "baseline_scores.parquet")
-    with atomic_path(model_dir / "model.ubj") as tmp:
+    with atomic_path(model_dir / "model.ubj") as tmp:  # the held-out model: what evaluate measures
         booster.save_model(tmp)
+    refit_path = model_dir / "model_refit.ubj"
+    if scoring is not booster:
+        with atomic_path(refit_path) as tmp:
+            scoring.save_model(tmp)
+    else:  # a refit of an earlier run must not pass for this run's
+        refit_path.unlink(missing_ok=True)
     write_json({"run_id": run.info.run_id, "model_uri": info.model_uri, "registered_model": track["registered_model"],
-                "version": version, "calibration": calibration["method"], "baseline_runs": baseline_runs,
+                "version": version, "model_kind": kind, "calibration": calibration["method"],
+                "baseline_runs": baseline_runs, "validation": plan.describe(),
+                "held_out": {"rows": len(train[1]), "trees": booster.num_boosted_rounds()},
+                "refit": None if scoring is booster else {"rows": scoring_rows(scoring), "trees": scoring.num_boosted_rounds(),
+                                                          "rounds_power": power},
                 "params": {k: v for k, v in base.items() if k not in ("device", "nthread")}},
                model_dir / "train.json")
     print(f"  trained {booster.num_boosted_rounds()} trees on {len(train[1]):,} rows "
           f"({trials} search trials, {len(catalog)} features, {len(dropped)} dropped as redundant); "
-          f"registered {track['registered_model']} v{version}; baselines: {', '.join(baseline_runs)}")
+          f"registered {track['registered_model']} v{version} ({kind}: {model_tags['churnml.model.note']}); "
+          f"baselines: {', '.join(baseline_runs)}")
     print(f"  calibration: {calibration['method']} ({calibration['reason']})")
     return 0
 

@@ -22,6 +22,9 @@ CALIBRATION_ATTR = "churnml_calibration"
 PROFILE_ATTR = "churnml_feature_profile"
 # the validation score of the kept trees, in the early-stopping metric
 VALID_SCORE_ATTR = "churnml_valid_score"
+# how a model was fitted: "held-out" (never saw the test cutoffs) or "refit" (every labelled row),
+# with the rows and rounds behind it, so a loaded model says which it is
+FIT_ATTR = "churnml_fit"
 IMBALANCE_MODES = ("none", "scale_pos_weight", "sample_weight")
 # XGBoost eval metrics where higher is better; every other one is minimised
 MAXIMISED_METRICS = {"auc", "aucpr", "map", "ndcg", "pre"}
@@ -92,6 +95,63 @@ def train_booster(
     # no sort_keys: the order of the attributes is the order of the model's columns
     booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict()), VALID_SCORE_ATTR: repr(best_score)})
     return booster
+
+
+def fit_rounds(
+    train: tuple[pd.DataFrame, np.ndarray],
+    spec: FeatureSpec,
+    params: dict,
+    num_boost_round: int,
+    weights: np.ndarray | None = None,
+    valid: tuple[pd.DataFrame, np.ndarray] | None = None,
+) -> xgb.Booster:
+    """Fit exactly `num_boost_round` trees on `train`, no early stopping: the number was chosen
+    elsewhere (the folds' early stopping, or scaled up for a refit). With `valid`, its score in
+    the eval metric is recorded as for `train_booster`; it does not steer the fit."""
+    dtrain = to_dmatrix(train[0], spec, train[1], weights)
+    evals = [] if valid is None else [(to_dmatrix(valid[0], spec, valid[1]), "valid")]
+    history: dict = {}
+    booster = xgb.train(params, dtrain, num_boost_round=num_boost_round, evals=evals, evals_result=history,
+                        verbose_eval=False)
+    booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict())})
+    if valid is not None:
+        booster.set_attr(**{VALID_SCORE_ATTR: repr(float(list(history["valid"].values())[-1][-1]))})
+    return booster
+
+
+def refit_booster(
+    rows: tuple[pd.DataFrame, np.ndarray],
+    spec: FeatureSpec,
+    params: dict,
+    num_boost_round: int,
+    held_out: xgb.Booster,
+    profile: dict,
+    weights: np.ndarray | None = None,
+    fit: dict | None = None,
+) -> xgb.Booster:
+    """The held-out model's recipe fitted on every labelled row (`rows`: train, valid and test),
+    for exactly `num_boost_round` trees (churnml.modeling.folds.refit_rounds).
+
+    It carries the held-out model's calibration map: that map was learned on the validation
+    slice, and no slice is left unseen by the refit to learn another. More trees on more rows
+    make the raw scores a little sharper than the held-out model's, so its probabilities are
+    that much less exactly calibrated; the ranking is the refit's own. `profile` is the drift
+    profile of `rows` (the rows it was fitted on); `fit` records how, with the kind "refit".
+    """
+    booster = fit_rounds(rows, spec, params, num_boost_round, weights)
+    set_calibration(booster, calibration_of(held_out))
+    set_profile(booster, profile)
+    set_fit(booster, {**(fit or {}), "kind": "refit", "rows": len(rows[1]), "rounds": num_boost_round})
+    return booster
+
+
+def set_fit(booster: xgb.Booster, fit: dict) -> None:
+    booster.set_attr(**{FIT_ATTR: json.dumps(fit, sort_keys=True)})
+
+
+def fit_of(booster: xgb.Booster) -> dict | None:
+    raw = booster.attr(FIT_ATTR)
+    return None if raw is None else json.loads(raw)
 
 
 def valid_score(booster: xgb.Booster) -> float:

@@ -1,7 +1,9 @@
-"""Hyperparameter search: Optuna's TPE over XGBoost parameters, judged on the validation slice.
+"""Hyperparameter search: Optuna's TPE over XGBoost parameters, judged by time.
 
-Each trial trains with early stopping on the validation slice (which precedes the test cutoffs),
-and its score is the early-stopping metric there: the test cutoffs never steer the search. The
+Each trial trains once per fold with early stopping on that fold's validation cutoff (rolling-origin
+folds, churnml.modeling.folds; or the single validation slice when there are too few), and its
+score is the mean of the early-stopping metric over the folds: every fold precedes the test
+cutoffs, so the test cutoffs never steer the search. The
 sampler is seeded and trials run one at a time, so a seed gives the same trials and the same
 winner (unless a wall-clock timeout cuts the search short).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,8 +31,20 @@ KINDS = ("int", "float", "categorical")
 class Trial:
     number: int
     params: dict[str, Any]
-    score: float
-    trees: int
+    score: float  # the mean over the folds
+    trees: int  # the mean early-stopped number of trees over the folds
+    fold_scores: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """One fold's rows: trained on `train`, early-stopped and judged on `valid`. `weights` and
+    `extra` (e.g. scale_pos_weight) are the class-imbalance handling worked out on this fold's
+    training rows."""
+    train: tuple[pd.DataFrame, np.ndarray]
+    valid: tuple[pd.DataFrame, np.ndarray]
+    weights: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,9 @@ class SearchResult:
     best_score: float
     direction: str
     trials: list[Trial]
+    # the best trial's mean early-stopped trees and its score on each fold
+    best_trees: int = 0
+    best_fold_scores: tuple[float, ...] = ()
 
 
 def check_space(space: dict[str, dict[str, Any]]) -> None:
@@ -81,11 +98,14 @@ def search(
     weights: np.ndarray | None = None,
     timeout_s: float | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    folds: list[FoldData] | None = None,
 ) -> SearchResult:
     """Run `trials` TPE trials over `space` on top of `base_params`; returns the best parameters.
 
+    With `folds`, each trial is judged by its mean score over them; without, on `train` vs `valid`.
     `on_trial` sees every finished trial (the pipeline logs each as a nested MLflow run).
     """
+    slices = folds or [FoldData(train, valid, weights)]
     check_space(space)
     direction = "maximize" if base_params.get("eval_metric") in MAXIMISED_METRICS else "minimize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -94,9 +114,9 @@ def search(
 
     def objective(trial: optuna.Trial) -> float:
         suggested = suggest(trial, space)
-        booster = train_booster(train, valid, spec, {**base_params, **suggested}, num_boost_round,
-                                early_stopping_rounds, weights)
-        result = Trial(trial.number, suggested, valid_score(booster), booster.num_boosted_rounds())
+        scores, trees = cross_validate(slices, spec, {**base_params, **suggested}, num_boost_round,
+                                       early_stopping_rounds)
+        result = Trial(trial.number, suggested, float(np.mean(scores)), int(round(np.mean(trees))), tuple(scores))
         done.append(result)
         log.info("search: trial %d: %s = %.5f with %s", trial.number, base_params.get("eval_metric"),
                  result.score, result.params)
@@ -106,4 +126,19 @@ def search(
 
     study.optimize(objective, n_trials=trials, timeout=timeout_s, n_jobs=1)
     best = study.best_trial
-    return SearchResult(best_params=dict(best.params), best_score=float(best.value), direction=direction, trials=done)
+    chosen = next(t for t in done if t.number == best.number)
+    return SearchResult(best_params=dict(best.params), best_score=float(best.value), direction=direction, trials=done,
+                        best_trees=chosen.trees, best_fold_scores=chosen.fold_scores)
+
+
+def cross_validate(slices: list[FoldData], spec: FeatureSpec, params: dict[str, Any], num_boost_round: int,
+                   early_stopping_rounds: int) -> tuple[list[float], list[int]]:
+    """Train once per fold with early stopping on its validation cutoff; the folds' scores and
+    early-stopped numbers of trees."""
+    scores, trees = [], []
+    for part in slices:
+        booster = train_booster(part.train, part.valid, spec, {**params, **part.extra}, num_boost_round,
+                                early_stopping_rounds, part.weights)
+        scores.append(valid_score(booster))
+        trees.append(booster.num_boosted_rounds())
+    return scores, trees

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # Who owns a run: a run still RUNNING whose process on this host is gone was killed or crashed.
 PID_TAG, HOST_TAG = "churnml.pid", "churnml.host"
 FAILED_REASON_TAG = "churnml.failed_reason"
+# where a refit version's run keeps the held-out model the gate judges it by
+HELD_OUT_DIR, HELD_OUT_FILE = "held_out_model", "model.ubj"
 
 
 class StoreError(RuntimeError):
@@ -190,6 +192,39 @@ def record_gate(name: str, version: str, alias: str, tags: dict[str, str], promo
             client.set_model_version_tag(name, version, key, value)
         if promote:
             client.set_registered_model_alias(name, alias, version)
+
+
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    with store_errors(f"tag {name} v{version}"):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+
+
+def log_held_out(booster: xgb.Booster) -> None:
+    """Log the held-out model (never saw the test cutoffs) to the active run as
+    held_out_model/model.ubj: a refit version is judged, then and later, by this model."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / HELD_OUT_FILE
+        booster.save_model(path)
+        with store_errors("log the held-out model"):
+            mlflow.log_artifact(str(path), artifact_path=HELD_OUT_DIR)
+
+
+def load_held_out(name: str, version: str) -> xgb.Booster | None:
+    """The held-out model behind a registered version, or None when the version is no refit (it
+    is its own held-out model: it was trained before its test cutoffs)."""
+    client = MlflowClient()
+    try:
+        found = client.get_model_version(name, version)
+        if found.tags.get("churnml.model.kind") != "refit":
+            return None
+        folder = mlflow.artifacts.download_artifacts(run_id=found.run_id, artifact_path=HELD_OUT_DIR)
+    except MlflowException as error:
+        raise RuntimeError(f"cannot load the held-out model of {name} v{version}: {str(error).splitlines()[0][:300]}") from error
+    return xgb.Booster(model_file=str(Path(folder) / HELD_OUT_FILE))
 
 
 def promote(name: str, version: str, alias: str, reason: str) -> str | None:
