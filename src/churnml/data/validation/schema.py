@@ -37,6 +37,12 @@ class Plan:
         col = self.columns.get(contract_name)
         return col is not None and col.usable
 
+    def usable_of_kind(self, kind: str) -> list[tuple[str, Column, str]]:
+        """(contract name, column, typed column name) of every usable column of a contract kind
+        ("timestamp", "number", ...): what a check that applies to every such column walks."""
+        return [(name, col, self.tcol(name)) for name, col in self.columns.items()
+                if col.contract.kind == kind and col.usable]
+
     def label(self, contract_name: str) -> str:
         """How a column is named in messages: the user's name, and the contract's if different."""
         col = self.columns.get(contract_name)

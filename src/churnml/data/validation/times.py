@@ -58,10 +58,7 @@ def future_timestamp_checks(plan: Plan, ref: datetime) -> list[RowCheck]:
     """future_timestamp: a value of any timestamp column after `ref`."""
     out = []
     ref_lit = ibis.literal(ref, type=dt.Timestamp())
-    for name, col in plan.columns.items():
-        if col.contract.kind != "timestamp" or not col.usable:
-            continue
-        tcol = plan.tcol(name)
+    for name, _, tcol in plan.usable_of_kind("timestamp"):
         out.append(
             RowCheck(
                 check="future_timestamp",

@@ -67,10 +67,7 @@ def nan_value_checks(plan: Plan) -> list[RowCheck]:
     a customer's spend would silently turn into "missing" in the features.
     """
     out = []
-    for name, col in plan.columns.items():
-        if col.contract.kind != "number" or not col.usable:
-            continue
-        tcol = plan.tcol(name)
+    for name, col, tcol in plan.usable_of_kind("number"):
         out.append(
             RowCheck(
                 check="nan_value",
