@@ -30,7 +30,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     summary = generate_dataset(
-        Path(args.out), n_customers=args.customers, months=args.months, end_date=args.end_date, seed=args.seed
+        Path(args.out), n_customers=args.customers, months=args.months, end_date=args.end_date, seed=args.seed,
+        shape=args.shape,
     )
     print(json.dumps(summary, indent=2, default=str))
     print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s")
@@ -228,12 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churnml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="write the synthetic default dataset (raw contract, all five tables)")
+    gen = sub.add_parser("generate", help="write a synthetic dataset in the raw contract (--shape picks its tables)")
     gen.add_argument("--out", default="data/raw/default", help="dataset folder to write")
     gen.add_argument("--customers", type=int, default=5000, help="number of customers (default 5000)")
     gen.add_argument("--months", type=int, default=18, help="months of history (default 18)")
     gen.add_argument("--end-date", default="2026-06-30", help="last day of the data (default 2026-06-30)")
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--shape", choices=("mixed", "subscription", "orders"), default="mixed",
+        help="mixed (default): subscribers and pay-as-you-go buyers, all five tables; subscription: every "
+        "customer subscribed (customers, events, subscriptions); orders: a retailer that sees only "
+        "purchases, customers leave silently (customers, orders)",
+    )
     gen.set_defaults(func=_generate)
 
     score = sub.add_parser("score", help="score every eligible customer with a registered model")

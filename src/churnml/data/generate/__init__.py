@@ -24,4 +24,7 @@ returns), ``weekly`` (the week-by-week loop over those), ``activity`` (which day
 active), ``events``, ``orders``, ``feedback``, ``subscriptions``; then ``tables`` (the Arrow
 tables), ``chunk`` (one chunk end to end), ``summary`` and ``truth`` (ground_truth.json).
 ``parameters``, ``vocab`` and ``timeline`` hold the numbers, the vocabularies and the time units.
+
+That is the ``mixed`` shape. ``subscription`` runs it with every customer subscribed and writes fewer
+tables; ``orders`` (a retailer) is a different process, in ``retail`` and ``retail_truth``.
 """

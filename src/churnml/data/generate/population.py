@@ -63,10 +63,14 @@ def _price_ratio(rng: np.random.Generator, n: int, p: GenerationParams) -> np.nd
 
 
 def _signup_day(rng: np.random.Generator, n: int, n_days: int, p: GenerationParams) -> np.ndarray:
+    return signup_days(rng, n, n_days, p.initial_share, p.growth)
+
+
+def signup_days(rng: np.random.Generator, n: int, n_days: int, initial_share: float, growth: float) -> np.ndarray:
     """Days since the window opened: a share signed up up to three years before it, the rest in it,
-    with a density rising linearly by ``p.growth`` over the window."""
-    pre = rng.random(n) < p.initial_share
-    g = p.growth
+    with a density rising linearly by `growth` over the window."""
+    pre = rng.random(n) < initial_share
+    g = growth
     x = (np.sqrt(1.0 + 2.0 * g * rng.random(n) * (1.0 + g / 2.0)) - 1.0) / g if g > 0 else rng.random(n)
     return np.where(
         pre, -rng.integers(1, 3 * 365 + 1, n), np.minimum((x * n_days).astype(np.int64), n_days - 1)

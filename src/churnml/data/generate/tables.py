@@ -14,7 +14,7 @@ from churnml.data.generate.orders import Orders
 from churnml.data.generate.parameters import GenerationParams
 from churnml.data.generate.population import Population
 from churnml.data.generate.subscriptions import Spells
-from churnml.data.generate.timeline import DAY_US
+from churnml.data.generate.timeline import DAY_US, NEVER
 from churnml.data.generate.vocab import (
     BILLING,
     CAUSES,
@@ -171,15 +171,23 @@ def subscriptions_table(cid: pa.Array, base_us: int, spells: Spells) -> pa.Table
 
 def churn_truth_table(cid: pa.Array, base_us: int, pop: Population, hist: History) -> pa.Table:
     """Who churned, when and why, and when they came back."""
-    churned, returned = hist.churned, hist.returned
+    return truth_rows(cid, base_us, hist.churn_day, hist.cause, pop.bill, hist.return_day)
+
+
+def truth_rows(
+    cid: pa.Array, base_us: int, churn_day: np.ndarray, cause: np.ndarray, bill: np.ndarray, return_day: np.ndarray
+) -> pa.Table:
+    """The churn_truth table from days since the window opened (NEVER: did not happen), cause
+    (index into CAUSES, -1 none) and billing (index into BILLING), one entry per customer."""
+    churned, returned = churn_day < NEVER, return_day < NEVER
     return pa.table(
         {
             "customer_id": cid,
             "churned": churned,
-            "churn_date": _timestamps(base_us + np.where(churned, hist.churn_day, 0) * DAY_US, mask=~churned),
-            "churn_cause": _strings(CAUSES, hist.cause),
-            "billing": _strings(BILLING, pop.bill),
-            "return_date": _timestamps(base_us + np.where(returned, hist.return_day, 0) * DAY_US, mask=~returned),
+            "churn_date": _timestamps(base_us + np.where(churned, churn_day, 0) * DAY_US, mask=~churned),
+            "churn_cause": _strings(CAUSES, cause),
+            "billing": _strings(BILLING, bill),
+            "return_date": _timestamps(base_us + np.where(returned, return_day, 0) * DAY_US, mask=~returned),
         },
         schema=SCHEMAS["churn_truth"],
     )
