@@ -30,19 +30,66 @@ def _steep(n: int, scale: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]
     return (rng.uniform(size=n) < scale * u**4).astype(int), u
 
 
-def test_isotonic_that_collapses_scores_and_loses_auc_is_not_chosen():
-    # 3,000 rows, 5% churners: isotonic fits few steps, wins Brier, but ties rank nothing
+def test_isotonic_is_centred_and_keeps_every_distinct_score():
+    # 3,000 rows, 5% churners: the plain isotonic fit has a few dozen steps and would tie
+    # thousands of scores; its centred form keeps them apart, wins the Brier score and costs
+    # no ranking, so auto chooses it
     y, raw = _steep(3000, 0.3)
     cal = fit_calibration(y, raw, seed=0)
-    assert cal["brier_isotonic"] < cal["brier_platt"] < cal["brier_raw"]  # isotonic would win on Brier alone
-    assert cal["auc_drop_isotonic"] > 0.002
-    assert cal["method"] == "platt"
-    assert "isotonic" in cal["reason"] and "ROC AUC" in cal["reason"]
+    assert cal["brier_isotonic"] < cal["brier_platt"] < cal["brier_raw"]
+    assert cal["method"] == "isotonic" and cal["form"] == "centred"
+    assert abs(cal["auc_drop_isotonic"]) <= 1e-12
     out = apply_calibration(raw, cal)
-    assert len(np.unique(out)) == len(np.unique(raw))  # Platt keeps every score distinct
-    assert roc_auc_score(y, out) == pytest.approx(roc_auc_score(y, raw))
-    # the same slice with a looser tolerance lets isotonic through: the tolerance is the rule
-    assert fit_calibration(y, raw, seed=0, auc_tolerance=0.05)["method"] == "isotonic"
+    assert len(np.unique(out)) == len(np.unique(raw))
+    assert np.all(np.diff(out[np.argsort(raw)]) > 0)  # strictly increasing in the raw score
+    assert roc_auc_score(y, out) == pytest.approx(roc_auc_score(y, raw), abs=1e-12)
+    # and it calibrates: the top tenth's mean probability is near its churn rate
+    top = raw >= np.quantile(raw, 0.9)
+    assert abs(out[top].mean() - y[top].mean()) < 0.05
+
+
+def test_centred_map_continues_past_its_ends_with_the_raw_slope():
+    # blocks at raw 0.2 (rate 0), 0.5 (rate 0.2) and 0.8 (rate 0.6): scores below the first and
+    # above the last centre stay ordered instead of clipping to one value
+    cal = {"method": "isotonic", "form": "centred", "x": [0.2, 0.5, 0.8], "y": [0.0, 0.2, 0.6]}
+    raw = np.array([0.01, 0.1, 0.2, 0.35, 0.5, 0.8, 0.9, 0.99])
+    out = apply_calibration(raw, cal)
+    assert np.all(np.diff(out) > 0)
+    assert out[4] == pytest.approx(0.2) and out[5] == pytest.approx(0.6)
+    assert out[2] == pytest.approx(1e-4)  # a block with no churner: a rate held just above 0
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    # past the last centre the calibrated logit moves one for one with the raw logit
+    assert logit(out[6]) - logit(out[5]) == pytest.approx(logit(0.9) - logit(0.8))
+    # between centres: a straight line in logit space
+    mid = (logit(0.2) + logit(0.5)) / 2
+    assert logit(apply_calibration(np.array([1 / (1 + np.exp(-mid))]), cal)[0]) == pytest.approx(
+        (logit(1e-4) + logit(0.2)) / 2)
+
+
+def test_a_calibration_that_costs_ranking_is_not_chosen():
+    # a map stored before the centred form is a step function: it ties scores, and the rule
+    # that rejects a costly method still holds for it (the tolerance is the rule)
+    from churnml.modeling import calibration
+
+    y, raw = _steep(3000, 0.3)
+
+    def stepwise(y_fit, raw_fit):
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw_fit, y_fit)
+        return {"x": list(iso.X_thresholds_), "y": list(iso.y_thresholds_)}  # no form: applied as steps
+
+    original = calibration._FITTERS["isotonic"]
+    calibration._FITTERS["isotonic"] = stepwise
+    try:
+        cal = fit_calibration(y, raw, seed=0)
+        assert cal["auc_drop_isotonic"] > 0.002 and cal["method"] == "platt"
+        assert "isotonic" in cal["reason"] and "ROC AUC" in cal["reason"]
+        assert fit_calibration(y, raw, seed=0, auc_tolerance=0.05)["method"] == "isotonic"
+        forced = fit_calibration(y, raw, seed=0, method="isotonic")
+        assert "forced" in forced["reason"] and "lowers validation ROC AUC" in forced["reason"]
+    finally:
+        calibration._FITTERS["isotonic"] = original
 
 
 def test_isotonic_that_keeps_auc_may_be_chosen():
@@ -65,7 +112,7 @@ def test_platt_never_costs_auc_and_reasons_are_always_given():
     assert cal["auc_drop_platt"] == pytest.approx(0.0, abs=1e-12)
     assert cal["reason"]
     forced = fit_calibration(*_steep(3000, 0.3), seed=0, method="isotonic")
-    assert forced["method"] == "isotonic" and "forced" in forced["reason"] and "lowers validation ROC AUC" in forced["reason"]
+    assert forced["method"] == "isotonic" and "forced" in forced["reason"]
     with pytest.raises(ValueError, match="calibration_auc_tolerance"):
         fit_calibration(y, raw, seed=0, auc_tolerance=-1)
 

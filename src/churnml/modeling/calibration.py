@@ -5,11 +5,16 @@ slices). We pick among no calibration, Platt scaling and isotonic regression by 
 Brier score on the validation slice, so the choice is not judged on the rows it was fitted to,
 and store only the few numbers needed to apply it again.
 
-Calibration must not cost ranking. Isotonic regression is a step function: on a slice with few
-churners it maps thousands of distinct scores to a few dozen values, and tied scores rank
-nothing, so ROC AUC falls. A method is therefore a candidate only when its cross-fitted
-validation ROC AUC stays within `auc_tolerance` of the raw model's; Platt scaling is strictly
-increasing and keeps the order exactly.
+Calibration must not cost ranking. Plain isotonic regression is a step function: on a slice
+with few churners it maps thousands of distinct scores to a few dozen values, tied scores rank
+nothing, and ROC AUC and top-decile lift fall (on a retailer's 1,837 customers, 48 distinct
+probabilities and 0.004 ROC AUC lost). So the isotonic map is stored in its centred form
+(centred isotonic regression, Oron and Flournoy 2017): one point per block of the fit, at the
+block's middle, joined by straight lines in logit space, and continued beyond the first and last
+block with the raw model's own slope. It is strictly increasing: distinct raw scores stay
+distinct and the ranking is the model's. A method is still a candidate only when its
+cross-fitted validation ROC AUC stays within `auc_tolerance` of the raw model's; Platt scaling
+is strictly increasing too.
 """
 
 from __future__ import annotations
@@ -44,8 +49,14 @@ def _fit_platt(y: np.ndarray, raw: np.ndarray) -> dict:
 
 
 def _fit_isotonic(y: np.ndarray, raw: np.ndarray) -> dict:
+    """The centred isotonic map: the middle of each block of the isotonic fit and its churn rate."""
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
-    return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+    xs, ys = np.asarray(iso.X_thresholds_, dtype="float64"), np.asarray(iso.y_thresholds_, dtype="float64")
+    # sklearn keeps each block's first and last score; a block is a run of equal fitted values
+    block = np.concatenate([[0], np.cumsum(np.diff(ys) != 0)])
+    centres = [float((xs[block == b].min() + xs[block == b].max()) / 2) for b in range(block[-1] + 1)]
+    rates = [float(ys[block == b][0]) for b in range(block[-1] + 1)]
+    return {"form": "centred", "x": centres, "y": rates}
 
 
 _FITTERS = {"platt": _fit_platt, "isotonic": _fit_isotonic}
@@ -138,7 +149,24 @@ def apply_calibration(raw_prob: np.ndarray, calibration: dict | None) -> np.ndar
     if method == "platt":
         return _sigmoid(float(calibration["a"]) * _logit(raw) + float(calibration["b"]))
     if method == "isotonic":
-        # np.interp holds the end values outside the thresholds, like out_of_bounds="clip".
-        return np.interp(raw, np.asarray(calibration["x"], dtype="float64"),
-                         np.asarray(calibration["y"], dtype="float64"))
+        x, y = np.asarray(calibration["x"], dtype="float64"), np.asarray(calibration["y"], dtype="float64")
+        if calibration.get("form") != "centred":
+            # a map stored before the centred form: the step function, held flat past its ends
+            return np.interp(raw, x, y)
+        return _centred(raw, x, y)
     raise ValueError(f"unknown calibration method {method!r}; expected one of {METHODS}")
+
+
+# a block with no churner (or only churners) has a rate of 0 (or 1), which has no logit: held this
+# far inside, it stays far below (above) every other block and the line through it keeps rising
+_RATE_FLOOR = 1e-4
+
+
+def _centred(raw: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Straight lines in logit space through the block centres; past the first and last centre,
+    the raw logit's own slope (1), so the map is strictly increasing everywhere."""
+    z = _logit(raw)
+    zx, zy = _logit(x), _logit(np.clip(y, _RATE_FLOOR, 1 - _RATE_FLOOR))
+    inside = np.interp(z, zx, zy)
+    below, above = zy[0] + (z - zx[0]), zy[-1] + (z - zx[-1])
+    return _sigmoid(np.where(z < zx[0], below, np.where(z > zx[-1], above, inside)))
