@@ -467,3 +467,18 @@ def test_rejects_bad_arguments(tmp_path: Path, bad):
     with pytest.raises(ValueError):
         generate_dataset(tmp_path / "raw", **bad)
     assert not (tmp_path / "raw").exists()
+
+
+def test_a_hazard_past_one_still_churns():
+    """A latent state so bad that the sigmoid is 1 plus the constant random hazard: the customer
+    churns that week (it once gave NaN, and NaN never compares below a random draw)."""
+    from churnml.data.generate.hazard import Baseline, CauseTerms, draw_churn
+    from churnml.data.generate.parameters import GenerationParams
+
+    n = 4
+    base = Baseline(np.full(n, -8.0), np.zeros(4), np.zeros(n))
+    terms = CauseTerms(np.full(n, 60.0), np.zeros(n), np.zeros(n))
+    with np.errstate(invalid="raise"):
+        go, day, _ = draw_churn(np.random.default_rng(0), terms, base, np.ones(n, bool), np.zeros(n, np.int64),
+                                np.full(n, 3, np.int64), GenerationParams())
+    assert go.all() and (day < 3).all()

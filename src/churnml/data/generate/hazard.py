@@ -70,7 +70,9 @@ def draw_churn(
     """Plant this week's churns: who leaves (the weekly hazard scaled to the `span` days open to a
     churn from day `lo`), on which day and for which cause; returns (churns, day, cause)."""
     floor = sigmoid(base.h0) + p.random_hazard
-    hazard = sigmoid(base.h0 + terms.eng + terms.srv + terms.price) + p.random_hazard
+    # the constant random hazard on top of a sigmoid near 1 would pass 1, and (1 - hazard) ** x
+    # of a negative number is NaN: such a customer never churned at all
+    hazard = np.minimum(sigmoid(base.h0 + terms.eng + terms.srv + terms.price) + p.random_hazard, 1.0)
     hazard_week = 1.0 - (1.0 - hazard) ** (span / 7.0)
     go = active & (span > 0) & (rng.random(active.size) < hazard_week)
     day = lo + (rng.random(active.size) * span).astype(np.int64)
