@@ -54,13 +54,15 @@ ui: install
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 ## bench: the benchmarks (results in benchmarks/results/, see BENCHMARKS.md): features (200k customers,
-## ~20M events; BENCH_ARGS=--large adds 1M / ~100M), explanations (1M rows), batch scoring and the retention report (1M customers)
+## ~20M events; BENCH_ARGS=--large adds 1M / ~100M), explanations (1M rows), batch scoring and the retention report (1M customers),
+## and prediction quality against the peers (3 shapes x 3 seeds, about an hour on 2 cores)
 bench: install
 	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,bench]'
 	python benchmarks/features.py $(BENCH_ARGS)
 	python benchmarks/explain.py --reference-rows 20000
 	python benchmarks/score.py
 	python benchmarks/retention.py
+	python benchmarks/quality.py
 
 ## clean: remove generated data, models, reports and tracking (keeps .venv)
 clean:
