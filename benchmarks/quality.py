@@ -295,18 +295,23 @@ def top_decile_lift(y: np.ndarray, score: np.ndarray) -> float:
 METRICS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score, "lift_10": top_decile_lift}
 
 
-def measure(y: np.ndarray, score: np.ndarray, resamples: int, seed: int) -> dict[str, dict[str, float]]:
-    """Each metric and its 95% percentile bootstrap interval over the test rows."""
+def bootstrap(y: np.ndarray, statistic, resamples: int, seed: int) -> dict[str, list[float]]:
+    """For each metric, the 95% percentile interval of statistic(metric, rows) over resamples of
+    the test rows (a resample with one class only is skipped: no metric is defined on it)."""
     rng = np.random.default_rng(seed)
-    draws = {name: [] for name in METRICS}
+    draws: dict[str, list[float]] = {name: [] for name in METRICS}
     for _ in range(resamples):
         i = rng.integers(0, len(y), len(y))
         if 0 < y[i].sum() < len(i):
             for name, fn in METRICS.items():
-                draws[name].append(fn(y[i], score[i]))
-    return {name: {"value": round(float(fn(y, score)), 4),
-                   "ci95": [round(float(v), 4) for v in np.percentile(draws[name], [2.5, 97.5])]}
-            for name, fn in METRICS.items()}
+                draws[name].append(statistic(fn, i))
+    return {name: [round(float(v), 4) for v in np.percentile(d, [2.5, 97.5])] for name, d in draws.items()}
+
+
+def measure(y: np.ndarray, score: np.ndarray, resamples: int, seed: int) -> dict[str, dict[str, float]]:
+    """Each metric and its 95% percentile bootstrap interval over the test rows."""
+    ci = bootstrap(y, lambda fn, i: fn(y[i], score[i]), resamples, seed)
+    return {name: {"value": round(float(fn(y, score)), 4), "ci95": ci[name]} for name, fn in METRICS.items()}
 
 
 PEERS = ("recency", "rfm_logistic", "bg_nbd", "xgboost_rfm_ipt")
@@ -315,15 +320,8 @@ PEERS = ("recency", "rfm_logistic", "bg_nbd", "xgboost_rfm_ipt")
 def paired(y: np.ndarray, mine: np.ndarray, theirs: np.ndarray, resamples: int, seed: int) -> dict[str, dict]:
     """churnml's metric minus a peer's, each bootstrap resample scoring both on the same rows: the
     two are measured on the same customers, so their difference is far less noisy than either."""
-    rng = np.random.default_rng(seed)
-    draws = {name: [] for name in METRICS}
-    for _ in range(resamples):
-        i = rng.integers(0, len(y), len(y))
-        if 0 < y[i].sum() < len(i):
-            for name, fn in METRICS.items():
-                draws[name].append(fn(y[i], mine[i]) - fn(y[i], theirs[i]))
-    return {name: {"diff": round(float(fn(y, mine) - fn(y, theirs)), 4),
-                   "ci95": [round(float(v), 4) for v in np.percentile(draws[name], [2.5, 97.5])]}
+    ci = bootstrap(y, lambda fn, i: fn(y[i], mine[i]) - fn(y[i], theirs[i]), resamples, seed)
+    return {name: {"diff": round(float(fn(y, mine) - fn(y, theirs)), 4), "ci95": ci[name]}
             for name, fn in METRICS.items()}
 
 
