@@ -186,9 +186,21 @@ def activity_times(tables: dict[str, ibis.Table], spec: LabelSpec) -> ibis.Table
     return ibis.union(*parts, distinct=False)
 
 
-def subscription_status(rows: ibis.Table, spells: ibis.Table, spec: LabelSpec, until: datetime) -> ibis.Table:
-    """Observed rows under the subscription definition, with label and label_known."""
-    joined = rows.join(spells, "customer_id")
+def subscription_status(rows: ibis.Table, subscriptions: ibis.Table, spec: LabelSpec, until: datetime) -> ibis.Table:
+    """Observed rows under the subscription definition, with label and label_known.
+
+    A row is observed when a subscription runs at the cutoff. The spells (restarts within
+    `spec.grace_days` joined) give the label, but not who is observed: a customer whose
+    subscription ended just before the cutoff and restarted just after it would be observed only
+    because of a restart nobody could know of at the cutoff. Those who did not restart are not
+    observed, so that row would teach the model that a lapsed subscription is safe; scoring at
+    the cutoff does not see the restart and leaves that customer out.
+    """
+    spells = subscription_spells(subscriptions, spec.grace_days)
+    running = rows.join(subscriptions, "customer_id").filter(
+        lambda t: (t.start_date < t.cutoff) & (t.end_date.isnull() | (t.end_date >= t.cutoff))
+    ).select("customer_id", "cutoff").distinct()
+    joined = rows.semi_join(running, ["customer_id", "cutoff"]).join(spells, "customer_id")
     covering = joined.filter(
         (joined.spell_start < joined.cutoff) & (joined.spell_end.isnull() | (joined.spell_end >= joined.cutoff))
     )
@@ -254,7 +266,7 @@ def label_rows(
     if definition == "subscription":
         if not has_subs:
             raise ValueError("labels.definition is 'subscription' but there is no subscriptions table")
-        return subscription_status(rows, subscription_spells(tables["subscriptions"], spec.grace_days), spec, until)
+        return subscription_status(rows, tables["subscriptions"], spec, until)
     if definition == "inactivity":
         if activity is None:
             raise ValueError(
@@ -270,7 +282,7 @@ def label_rows(
     tagged = contractual_rows(rows, subs)
     sub_rows = tagged.filter(tagged.contractual).select("customer_id", "signup_date", "cutoff")
     other_rows = tagged.filter(~tagged.contractual).select("customer_id", "signup_date", "cutoff")
-    parts = [subscription_status(sub_rows, subscription_spells(subs, spec.grace_days), spec, until)]
+    parts = [subscription_status(sub_rows, subs, spec, until)]
     if activity is not None:
         parts.append(inactivity_status(other_rows, activity, spec, until))
     return ibis.union(*parts, distinct=False)
