@@ -24,7 +24,7 @@ from churnml.scoring.drift import feature_profile
 from churnml.features.build import CUSTOMER_KEYS, FeatureSpec, feature_catalog
 from churnml.data.io import atomic_path, read_json, write_json, write_parquet
 from churnml.modeling.leakage import LeakageError, raise_for_leakage, single_feature_auc
-from churnml.modeling.booster import (booster_params, fit_of, fit_rounds, imbalance, predict_raw, refit_booster, set_calibration, set_fit, set_profile, train_booster, valid_score)
+from churnml.modeling.booster import (booster_params, fit_of, fit_rounds, imbalance, predict_raw, mark_refit, set_calibration, set_fit, set_profile, train_booster, valid_score)
 from churnml.modeling.folds import FoldPlan, fold_masks, purge_days, refit_rounds, rolling_origin_folds
 from churnml.modeling.provenance import data_fingerprint, git_commit
 from churnml.modeling.search import FoldData, Trial, check_space, cross_validate, search
@@ -50,10 +50,10 @@ def refit(rows: pd.DataFrame, spec: FeatureSpec, catalog: list, params: dict, he
     rows_fit = int((rows["split"] == "train").sum())
     extra, weights = imbalance(y_all, mode)
     n = refit_rounds(held_out.num_boosted_rounds(), len(y_all), rows_fit, power, ceiling)
-    return refit_booster((x_all, y_all), spec, {**params, **extra}, n, held_out,
-                         feature_profile(x_all, catalog, spec.levels), weights,
-                         {"held_out_rows": rows_fit, "held_out_rounds": held_out.num_boosted_rounds(),
-                          "rounds_power": power, "validation": plan.describe()})
+    booster = fit_rounds((x_all, y_all), spec, {**params, **extra}, n, weights)
+    return mark_refit(booster, held_out, len(y_all), feature_profile(x_all, catalog, spec.levels),
+                      {"held_out_rows": rows_fit, "held_out_rounds": held_out.num_boosted_rounds(),
+                       "rounds_power": power, "validation": plan.describe()})
 
 
 def scoring_rows(booster) -> int:

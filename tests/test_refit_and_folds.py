@@ -7,7 +7,7 @@ import pytest
 
 from churnml.features.build import FeatureSpec
 from churnml.modeling.booster import (CALIBRATION_ATTR, SPEC_ATTR, booster_params, calibration_of, fit_of,
-                                      profile_of, refit_booster, set_calibration, spec_of, train_booster)
+                                      profile_of, fit_rounds, mark_refit, set_calibration, spec_of, train_booster)
 from churnml.modeling.folds import fold_masks, purge_days, refit_rounds, rolling_origin_folds
 from churnml.modeling.search import FoldData, search
 
@@ -81,8 +81,8 @@ def test_the_refit_carries_spec_calibration_and_profile_and_learned_from_more_ro
     set_calibration(held_out, {"method": "platt", "a": 1.5, "b": -0.2})
     every = (pd.concat([train[0], valid[0]], ignore_index=True), np.concatenate([train[1], valid[1]]))
     rounds = refit_rounds(held_out.num_boosted_rounds(), len(every[1]), len(train[1]), 1.0, 200)
-    refit = refit_booster(every, SPEC, params, rounds, held_out, {"prof_x": {"kind": "numeric"}},
-                          fit={"held_out_rows": len(train[1])})
+    refit = mark_refit(fit_rounds(every, SPEC, params, rounds), held_out, len(every[1]),
+                       {"prof_x": {"kind": "numeric"}}, fit={"held_out_rows": len(train[1])})
     assert refit.attr(SPEC_ATTR) == held_out.attr(SPEC_ATTR) and spec_of(refit) == SPEC
     assert refit.attr(CALIBRATION_ATTR) and calibration_of(refit) == calibration_of(held_out)
     assert profile_of(refit) == {"prof_x": {"kind": "numeric"}}

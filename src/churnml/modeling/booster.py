@@ -119,29 +119,20 @@ def fit_rounds(
     return booster
 
 
-def refit_booster(
-    rows: tuple[pd.DataFrame, np.ndarray],
-    spec: FeatureSpec,
-    params: dict,
-    num_boost_round: int,
-    held_out: xgb.Booster,
-    profile: dict,
-    weights: np.ndarray | None = None,
-    fit: dict | None = None,
-) -> xgb.Booster:
-    """The held-out model's recipe fitted on every labelled row (`rows`: train, valid and test),
-    for exactly `num_boost_round` trees (churnml.modeling.folds.refit_rounds).
+def mark_refit(booster: xgb.Booster, held_out: xgb.Booster, rows: int, profile: dict,
+               fit: dict | None = None) -> xgb.Booster:
+    """Make `booster`, fitted by `fit_rounds` on every labelled row (train, valid and test; `rows`
+    of them), the refit of `held_out`: its calibration map, the drift profile of those rows and a
+    record of the fit, with the kind "refit". Returns `booster`.
 
     It carries the held-out model's calibration map: that map was learned on the validation
     slice, and no slice is left unseen by the refit to learn another. More trees on more rows
     make the raw scores a little sharper than the held-out model's, so its probabilities are
-    that much less exactly calibrated; the ranking is the refit's own. `profile` is the drift
-    profile of `rows` (the rows it was fitted on); `fit` records how, with the kind "refit".
+    that much less exactly calibrated; the ranking is the refit's own.
     """
-    booster = fit_rounds(rows, spec, params, num_boost_round, weights)
     set_calibration(booster, calibration_of(held_out))
     set_profile(booster, profile)
-    set_fit(booster, {**(fit or {}), "kind": "refit", "rows": len(rows[1]), "rounds": num_boost_round})
+    set_fit(booster, {**(fit or {}), "kind": "refit", "rows": rows, "rounds": booster.num_boosted_rounds()})
     return booster
 
 
