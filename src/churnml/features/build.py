@@ -32,7 +32,7 @@ import pandas as pd
 from churnml.features import purchase_process
 from churnml.features.catalog import FeatureInfo
 from churnml.data.io import atomic_path, copy_parquet
-from churnml.features.windows import At, Grid, day_bit, window_rows
+from churnml.features.windows import SECONDS_PER_DAY, At, Grid, days_between, distinct_days, window_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ FAMILY_TABLE = {
     "profile": "customers",
 }
 CUSTOMER_KEYS = ["customer_id", "cutoff"]
-# feedback kinds whose rows count as complaints whatever their score
-SECONDS_PER_DAY = 86400.0
 # the trend compares the last 30 days with the 60 before; these windows are always computed
 TREND_RECENT, TREND_SPAN = 30, 90
 # NPS: promoters score 9-10, detractors 0-6 (on kind == "nps" rows)
@@ -58,6 +56,7 @@ AVG_MONTH_DAYS = 30.436875
 # depends on the order threads add in, so the same data could give features (and scores) that
 # differ in the last bits from run to run. Decimal sums are exact, so every run agrees.
 EXACT = "decimal(38, 9)"
+WHOLE = "decimal(38, 0)"
 
 
 @dataclass
@@ -218,7 +217,7 @@ def _engagement(spec: FeatureSpec) -> Family:
     types = {t: _slug(t) for t in spec.event_types}
 
     def measures(ev: ir.Table) -> dict[str, ir.Scalar]:
-        m = {"n": ev.count(), "active": day_bit(ev.timestamp).bit_or(), "last": ev.timestamp.max()}
+        m = {"n": ev.count(), "active": distinct_days(ev.timestamp), "last": ev.timestamp.max()}
         if spec.has_event_value:
             m["value"] = ev.value.cast(EXACT).sum()
         for t, s in types.items():
@@ -233,7 +232,7 @@ def _engagement(spec: FeatureSpec) -> Family:
         feats.append(_n(f"eng_events_{w}d", fam, w, f"Activity events in the last {w} days: {{value}}",
                         lambda at, w=w: at.sum("n", w)))
         feats.append(_n(f"eng_active_days_{w}d", fam, w, f"Active days in the last {w} days: {{value}}",
-                        lambda at, w=w: at.days("active", w)))
+                        lambda at, w=w: at.sum("active", w)))
         if spec.has_event_value:
             feats.append(_n(f"eng_value_{w}d", fam, w, f"Total event value in the last {w} days: {{value}}",
                             lambda at, w=w: at.sum("value", w)))
@@ -258,17 +257,17 @@ def _purchase(spec: FeatureSpec) -> Family:
     def measures(orders: ir.Table) -> dict[str, ir.Scalar]:
         return {"n": orders.count(), "spend": orders.amount.cast(EXACT).sum(), "spend_max": orders.amount.max(),
                 "last": orders.timestamp.max(), "first": orders.timestamp.min(),
-                "gap_sq": (orders.gap_days * orders.gap_days).cast(EXACT).sum()}
+                "gap_sq": (orders.gap_seconds * orders.gap_seconds).sum()}
 
     def mean_gap(at: At) -> ir.FloatingValue:
         n = at.sum("n")
-        span = at.greatest("last").delta(at.least("first"), unit="second") / SECONDS_PER_DAY
+        span = days_between(at.greatest("last"), at.least("first"))
         return ibis.ifelse(n >= 2, span / (n - 1).cast("float64"), None)
 
     def std_gap(at: At) -> ir.FloatingValue:
         gaps = (at.sum("n") - 1).cast("float64")
         mean = mean_gap(at)
-        var = at.sum("gap_sq") / gaps - mean * mean
+        var = at.sum("gap_sq").cast("float64") / (SECONDS_PER_DAY * SECONDS_PER_DAY) / gaps - mean * mean
         return ibis.ifelse(gaps >= 2, ibis.greatest(var, 0.0).sqrt(), None)
 
     fam = "purchase"
@@ -542,12 +541,10 @@ def _prepared(name: str, table: ir.Table) -> ir.Table:
     """Per-row inputs a family's measures need beyond the raw columns."""
     if name == "orders":
         previous = table.timestamp.lag().over(ibis.window(group_by="customer_id", order_by="timestamp"))
-        return table.mutate(gap_days=table.timestamp.delta(previous, unit="second") / SECONDS_PER_DAY)
+        # whole seconds, as an exact decimal: their squares sum exactly on every engine, where a
+        # float gap in days cast to a decimal rounds differently on DuckDB and on Spark
+        return table.mutate(gap_seconds=table.timestamp.delta(previous, unit="second").cast(WHOLE))
     return table
-
-
-def _days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
-    return later.delta(earlier, unit="second") / SECONDS_PER_DAY
 
 
 def _differs(value: ir.Value, previous: ir.Value) -> ir.BooleanValue:
@@ -602,17 +599,19 @@ def _subscription(subs: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
         "sub_past_subscriptions": (joined._terminated & (joined.end_date < joined.cutoff)).cast("int64").sum(),
     }
     if "sub_plan" in spec.levels:
-        aggs["sub_plan"] = joined.plan.cast("string").argmax(running_start)
+        # the plan of a running row only: where nothing runs, DuckDB's arg_max and Spark's max_by
+        # disagree on which row they take, and the answer is no plan
+        aggs["sub_plan"] = ibis.ifelse(running, joined.plan.cast("string"), None).argmax(running_start)
     for w in spec.windows:
         recent = joined.start_date >= joined.cutoff - ibis.interval(days=w)
         aggs[f"sub_upgrades_{w}d"] = (joined._upgrade & recent).cast("int64").sum()
         aggs[f"sub_downgrades_{w}d"] = (joined._downgrade & recent).cast("int64").sum()
     agg = joined.group_by(CUSTOMER_KEYS).aggregate(**aggs)
     full = obs.left_join(agg, CUSTOMER_KEYS)
-    into_cycle = _days_between(full.cutoff, full.current_start)
+    into_cycle = days_between(full.cutoff, full.current_start)
     cols: dict[str, ir.Value] = {
         "sub_active": full.sub_active.fill_null(0),
-        "sub_tenure_days": _days_between(full.cutoff, full.first_start),
+        "sub_tenure_days": days_between(full.cutoff, full.first_start),
         "sub_mrr": full.sub_mrr.fill_null(0.0) if has_mrr else full.sub_mrr,
     }
     if "sub_plan" in spec.levels:
@@ -629,7 +628,7 @@ def _subscription(subs: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
 
 def _profile(customers: ir.Table, obs: ir.Table, spec: FeatureSpec) -> ir.Table:
     joined = obs.join(customers, obs.customer_id == customers.customer_id)
-    cols: dict[str, ir.Value] = {"prof_days_since_signup": _days_between(joined.cutoff, joined.signup_date)}
+    cols: dict[str, ir.Value] = {"prof_days_since_signup": days_between(joined.cutoff, joined.signup_date)}
     for name, kind in spec.attributes.items():
         column = joined[name]
         cols[f"prof_{_slug(name)}"] = column.cast("float64") if kind == "numeric" else column.cast("string")

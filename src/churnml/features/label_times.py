@@ -15,7 +15,7 @@ Two definitions, and their per-customer mix:
 A label is known only once its window (plus the grace period, for subscriptions) is fully
 observed; later cutoffs are left unlabelled, which is what scoring is for.
 
-Everything here is an Ibis expression, so it runs out of core on DuckDB.
+Everything here is portable Ibis, so it runs out of core on DuckDB and, unchanged, on Spark.
 """
 
 from __future__ import annotations
@@ -219,10 +219,9 @@ def subscription_status(rows: ibis.Table, subscriptions: ibis.Table, spec: Label
 
 def inactivity_status(rows: ibis.Table, activity: ibis.Table, spec: LabelSpec, until: datetime) -> ibis.Table:
     """Observed rows under the inactivity definition, with label and label_known."""
-    activity = activity.select(act_customer="customer_id", ts="ts")
     # Only activity near the cutoffs can decide anything: the last one before a cutoff matters
     # only inside the active window, the next one only from the window's start. Filtering first
-    # keeps the ASOF joins from sorting the whole history (at scoring time, one cutoff at the end
+    # keeps the running max and min from sorting the whole history (at scoring time, one cutoff at the end
     # of the data, almost all of it is dropped); the results are the same.
     earliest_cutoff = rows.cutoff.min().as_scalar()
     latest_cutoff = rows.cutoff.max().as_scalar()
@@ -231,21 +230,14 @@ def inactivity_status(rows: ibis.Table, activity: ibis.Table, spec: LabelSpec, u
     )
     later = activity.filter(activity.ts >= earliest_cutoff + ibis.interval(days=spec.lead_days))
     # the last activity strictly before the cutoff decides whether they are still a customer
-    last = rows.asof_join(
-        recent.select("act_customer", last_ts="ts"),
-        on=rows.cutoff > recent.ts.name("last_ts"),
-        predicates=rows.customer_id == recent.act_customer,
-    ).select("customer_id", "signup_date", "cutoff", "last_ts")
+    last = nearest_activity(rows.select("customer_id", "signup_date", "cutoff"), "cutoff", recent, "last_ts",
+                            before=True)
     since = last.cutoff - ibis.interval(days=spec.active_window)
     active = last.filter((last.last_ts >= since) | (last.signup_date >= since))
     window_start = active.cutoff + ibis.interval(days=spec.lead_days)
-    active = active.mutate(window_start=window_start)
+    active = active.select("customer_id", "cutoff", window_start=window_start)
     # the first activity at or after the window opens decides the label
-    nxt = active.asof_join(
-        later.select(nxt_customer="act_customer", next_ts="ts"),
-        on=active.window_start <= later.ts.name("next_ts"),
-        predicates=active.customer_id == later.act_customer.name("nxt_customer"),
-    )
+    nxt = nearest_activity(active, "window_start", later, "next_ts", before=False)
     window_end = nxt.window_start + ibis.interval(days=spec.horizon_days)
     return nxt.select(
         "customer_id",
@@ -255,6 +247,31 @@ def inactivity_status(rows: ibis.Table, activity: ibis.Table, spec: LabelSpec, u
         label_known_at=window_end,
         definition=ibis.literal("inactivity"),
     ).mutate(label_known=lambda t: t.label_known_at <= ibis.literal(until))
+
+
+def nearest_activity(rows: ibis.Table, at: str, activity: ibis.Table, name: str, *, before: bool) -> ibis.Table:
+    """`rows` with column `name`: per row, the time of the customer's latest activity strictly
+    before `rows[at]` (before=True), or of the earliest at or after it; null when there is none.
+
+    An ASOF join, written as a union and a running max (min) per customer, because Spark SQL has
+    no ASOF join: rows and activity are sorted together by time, a row sorting before activity
+    at the same instant when the match must be strictly earlier and after it otherwise.
+    """
+    schema = rows.schema()
+    stamp = "timestamp"
+    marks = rows.mutate(_t=rows[at].cast(stamp), _row=ibis.literal(1), _ts=ibis.null(stamp))
+    times = activity.select(
+        customer_id=activity.customer_id.cast(schema["customer_id"]),
+        **{c: ibis.null(schema[c]) for c in rows.columns if c != "customer_id"},
+        _t=activity.ts.cast(stamp), _row=ibis.literal(0), _ts=activity.ts.cast(stamp),
+    )
+    both = ibis.union(marks, times.select(*marks.columns), distinct=False)
+    if before:  # at one instant: the row first, so an activity then is not "before" it
+        order, running = [both._t, ibis.desc(both._row)], both._ts.max()
+    else:       # at one instant: the activity first, so it counts as "at or after"
+        order, running = [ibis.desc(both._t), both._row], both._ts.min()
+    found = both.mutate(**{name: running.over(ibis.cumulative_window(group_by="customer_id", order_by=order))})
+    return found.filter(found._row == 1).drop("_t", "_row", "_ts")
 
 
 def label_rows(

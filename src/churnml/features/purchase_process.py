@@ -24,12 +24,11 @@ import pandas as pd
 
 from churnml.features import btyd
 from churnml.features.catalog import FeatureInfo
-from churnml.features.windows import At, Grid, window_rows
+from churnml.features.windows import At, Grid, days_between, window_rows
 
 log = logging.getLogger(__name__)
 
 FAMILY = "purchase_process"
-SECONDS_PER_DAY = 86400.0
 # one population fit per cutoff, on a point-in-time summary: None when nobody bought before it
 Population = dict[datetime, "btyd.BgNbd | None"]
 
@@ -62,10 +61,6 @@ def purchase_days(orders: ir.Table) -> ir.Table:
                          day=orders.timestamp.cast("timestamp").truncate("D")).distinct()
 
 
-def _days(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
-    return later.delta(earlier, unit="second") / SECONDS_PER_DAY
-
-
 def population_summary(orders: ir.Table, cutoffs: list[datetime]) -> pd.DataFrame:
     """(cutoff, x, t_x, T, customers): how many customers share each (x, t_x, T) at each cutoff,
     over every customer with a purchase before it. One bucketed pass (`window_rows`), no join of
@@ -75,7 +70,7 @@ def population_summary(orders: ir.Table, cutoffs: list[datetime]) -> pd.DataFram
                        lambda d: {"n": d.count(), "first": d.day.min(), "last": d.day.max()})
     at = At(rows)
     per = rows.group_by(["customer_id", "_cutoff"]).aggregate(
-        x=at.sum("n") - 1, t_x=_days(at.greatest("last"), at.least("first")), T=at.since(at.least("first")))
+        x=at.sum("n") - 1, t_x=days_between(at.greatest("last"), at.least("first")), T=at.since(at.least("first")))
     out = per.group_by(["_cutoff", "x", "t_x", "T"]).aggregate(customers=per.count()).to_pandas()
     # a fixed row order: the likelihood is a float sum, and the fit must not depend on thread timing
     out = out.rename(columns={"_cutoff": "cutoff"}).sort_values(["cutoff", "x", "t_x", "T"], kind="stable")
@@ -109,15 +104,15 @@ def customer_summary(orders: ir.Table, obs: ir.Table, horizon_days: int) -> ir.T
     purchase days than events, and the gap condition depends on each cutoff's recency."""
     days = purchase_days(orders)
     previous = days.day.lag().over(ibis.window(group_by="customer_id", order_by="day"))
-    days = days.mutate(gap=_days(days.day, previous))  # a gap ends on a purchase day: point in time
+    days = days.mutate(gap=days_between(days.day, previous))  # a gap ends on a purchase day: point in time
     joined = obs.join(days, "customer_id").filter(lambda t: t.day < t.cutoff)
     last = joined.day.max().over(ibis.window(group_by=["customer_id", "cutoff"]))
-    joined = joined.mutate(since=_days(joined.cutoff, last))
+    joined = joined.mutate(since=days_between(joined.cutoff, last))
     longer = joined.gap > joined.since
     return joined.group_by(["customer_id", "cutoff"]).aggregate(
         x=joined.count() - 1,
-        t_x=_days(joined.day.max(), joined.day.min()),
-        T=_days(joined.cutoff.max(), joined.day.min()),
+        t_x=days_between(joined.day.max(), joined.day.min()),
+        T=days_between(joined.cutoff.max(), joined.day.min()),
         since=joined.since.max(),
         gaps=joined.gap.count(),
         longer=longer.cast("int64").sum(),

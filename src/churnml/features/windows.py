@@ -10,6 +10,11 @@ join of events to cutoffs.
 
 Rows at or after a cutoff fall in buckets after it and never reach its group: the point-in-time
 rule is the bucket arithmetic itself.
+
+Only portable Ibis: the same expressions run on DuckDB and on Spark and must give the same
+values. Probes are midnights, so a day lies in one bucket and a window's active days are the sum
+of its buckets' distinct days (an earlier bitmask of days compiled to a 32-bit shift on Spark).
+Durations are divided as floats (a float literal is an exact decimal on Spark, which rounds).
 """
 
 from __future__ import annotations
@@ -19,18 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 
-# active days are counted with a bitmask of days per bucket: a bucket must span < 63 days
-MAX_BUCKET_DAYS = 62
-_EPOCH = datetime(1970, 1, 1)
-
-
-@ibis.udf.scalar.builtin(name="bit_count")
-def _bit_count(x: dt.Int64) -> dt.Int8:
-    """Number of set bits (DuckDB builtin)."""
+SECONDS_PER_DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -46,14 +43,8 @@ class Grid:
         for c in cutoffs:
             if c != datetime(c.year, c.month, c.day):
                 raise ValueError(f"cutoff {c} is not a midnight: cutoffs are dates")
-        ordered = sorted({c - timedelta(days=w) for c in cutoffs for w in (0, *windows)})
-        # split long buckets, for the active-day bitmask
-        filled = [ordered[0]]
-        for nxt in ordered[1:]:
-            while (nxt - filled[-1]).days > MAX_BUCKET_DAYS:
-                filled.append(filled[-1] + timedelta(days=MAX_BUCKET_DAYS))
-            filled.append(nxt)
-        return cls(cutoffs=tuple(sorted(cutoffs)), windows=tuple(sorted(set(windows))), probes=tuple(filled))
+        probes = sorted({c - timedelta(days=w) for c in cutoffs for w in (0, *windows)})
+        return cls(cutoffs=tuple(sorted(cutoffs)), windows=tuple(sorted(set(windows))), probes=tuple(probes))
 
     def bucket_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:
         """Bucket b holds the times with exactly b probe points at or before them."""
@@ -77,17 +68,24 @@ class Grid:
         return ibis.memtable(frame)
 
 
-def day_bit(ts: ir.TimestampValue) -> ir.IntegerValue:
-    """1 << (day number mod 63): OR-ed over a bucket, its bit count is the number of distinct days."""
-    day = ts.delta(ibis.literal(_EPOCH), unit="day")
-    return ibis.literal(1, type="int64") << (day % (MAX_BUCKET_DAYS + 1)).cast("int64")
+def days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
+    """Days from `earlier` to `later`, fractional, null when either is null. The seconds are
+    made a float before dividing: Spark reads 86400.0 as a decimal and would round the result."""
+    return later.delta(earlier, unit="second").cast("float64") / SECONDS_PER_DAY
+
+
+def distinct_days(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """A measure: the number of distinct calendar days among the rows. A day lies in one bucket,
+    so summing it over a window's buckets counts the window's active days."""
+    return ts.date().nunique()
 
 
 def window_rows(table: ir.Table, time_column: str, grid: Grid,
                 measures: Callable[[ir.Table], dict[str, ir.Scalar]]) -> ir.Table:
     """Per (customer, bucket) aggregates, each joined to every cutoff it lies before.
 
-    `measures(rows)` gives aggregate expressions over the rows (count, sum, max, min, arg_max, bit_or).
+    `measures(rows)` gives aggregate expressions over the rows (count, sum, max, min, arg_max,
+    distinct days).
     """
     ts = table[time_column]
     rows = table.filter(ts < ibis.literal(grid.cutoffs[-1])).mutate(_bucket=grid.bucket_of(ts))
@@ -106,9 +104,12 @@ class At:
         return None if days is None else self.rows[f"_in_{days}"]
 
     def sum(self, name: str, days: int | None = None) -> ir.NumericValue:
-        value = self.rows[name].fill_null(0)
+        # a zero of the column's own type, and a choice rather than `value * flag`: on Spark a
+        # decimal(38, 9) times an integer loses scale and rounds exact sums to 6 decimals
+        zero = ibis.literal(0).cast(self.rows[name].type())
+        value = self.rows[name].fill_null(zero)
         flag = self._flag(days)
-        return (value if flag is None else value * flag).sum()
+        return (value if flag is None else ibis.ifelse(flag == 1, value, zero)).sum()
 
     def greatest(self, name: str, days: int | None = None) -> ir.Value:
         flag = self._flag(days)
@@ -123,12 +124,6 @@ class At:
         value = self.rows[name]
         return value.argmax(ibis.ifelse(value.notnull(), self.rows._bucket, None))
 
-    def days(self, name: str, days: int | None = None) -> ir.IntegerValue:
-        """Distinct days, from a bucket bitmask measure."""
-        count = _bit_count(self.rows[name].fill_null(0)).cast("int64")
-        flag = self._flag(days)
-        return (count if flag is None else count * flag).sum()
-
     def since(self, ts: ir.TimestampValue) -> ir.FloatingValue:
         """Days from `ts` to the cutoff (null when `ts` is null)."""
-        return self.rows._cutoff.max().delta(ts, unit="second") / 86400.0
+        return days_between(self.rows._cutoff.max(), ts)
