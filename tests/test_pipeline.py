@@ -10,7 +10,11 @@ import pytest
 import yaml
 from support import ROOT, run
 
+from churnml.params import compose_text
+
 pytestmark = pytest.mark.e2e
+
+SEARCH_TRIALS = 2
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +23,12 @@ def project(tmp_path_factory):
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp")
     for name in ("conf", "pipelines", "src", ".dvc"):
         shutil.copytree(ROOT / name, home / name, ignore=ignore)
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, home / name)
+    # the default config, composed as `make params` does, but with a short search: two trials
+    # still run the search and log each trial as a nested run (checked below), and they keep the
+    # train stage from dominating the suite's time
+    (home / "params.yaml").write_text(compose_text(home / "conf", [f"train.search.trials={SEARCH_TRIALS}"]))
     run(["git", "init", "-q"], home)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], home)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "project"], home)
@@ -93,6 +101,7 @@ def test_champion_registered_with_metrics(project):
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     names = sorted(c.info.run_name for c in children)
     trials = int(yaml.safe_load((home / "params.yaml").read_text())["train"]["search"]["trials"])
+    assert trials == SEARCH_TRIALS  # the search ran: its trials are nested runs
     assert names == sorted([f"trial-{i}" for i in range(trials)] + ["baseline-logistic", "baseline-recency", "baseline-rfm"])
     logistic = next(c for c in children if c.info.run_name == "baseline-logistic")
     assert "test_pr_auc" in logistic.data.metrics

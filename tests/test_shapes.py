@@ -127,7 +127,9 @@ tables:
 
 
 def test_events_and_subscriptions_product_runs_end_to_end(tmp_path):
-    home, raw = _project(tmp_path, "app", APP, ["labels=hybrid", "labels.inactivity.tables=[events]"])
+    # the search is not what this test is about (test_pipeline covers it): train `model` as set
+    home, raw = _project(tmp_path, "app", APP, ["labels=hybrid", "labels.inactivity.tables=[events]",
+                                                "train.search.trials=0"])
     app = home / "data/raw/app"
     app.mkdir(parents=True)
     ids = {"customer_id": "user_id"}
