@@ -13,6 +13,10 @@ cutoffs differ per customer, the row goes.
 
 A split that leaves a part empty is refused here, with the counts and the settings that would
 work, rather than by a traceback in a later stage.
+
+The decision looks only at counts of rows per (cutoff, label_known_at), a few per cutoff, so it is
+the same for a pandas frame (`split_by_cutoff`) and for an engine table too large to collect
+(`split_column` applies it there).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import ibis
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -98,57 +104,138 @@ def split_by_cutoff(
     shares of rows and purged row by row. `horizon_days` is only used to suggest a shorter window
     when the split is impossible.
     """
-    notes: list[str] = []
-    out = _assign(frame, split, custom_times, notes)
-    if out.empty:
-        return out, notes
-    parts = out["split"].value_counts()
-    if not all(parts.get(name, 0) for name in ("train", "valid", "test")):
-        raise ValueError(_impossible(frame, out, split, custom_times, horizon_days))
-    for note in notes:
-        log.warning(note)
-    return out, notes
-
-
-def _assign(frame: pd.DataFrame, split: SplitSpec, custom_times: bool, notes: list[str]) -> pd.DataFrame:
     frame = frame.copy()
     if frame.empty:
         frame["split"] = pd.Series(dtype="string")
-        return frame
+        return frame, []
+    decision, notes = decide_split(cutoff_counts(frame), split, custom_times, horizon_days=horizon_days)
+    frame["split"] = split_of(frame, decision).to_numpy()
+    return frame, notes
+
+
+@dataclass(frozen=True)
+class SplitDecision:
+    """Where test and valid start and what the purge drops: taken from counts per cutoff, then
+    applied alike to rows in pandas (`split_of`) or to an engine table (`split_column`)."""
+
+    test_start: pd.Timestamp
+    valid_start: pd.Timestamp | None = None
+    purged_cutoffs: tuple[pd.Timestamp, ...] = ()  # on a cutoff grid the whole cutoff goes
+    purge_rows: bool = False  # user label times: each row known after test_start goes
+
+
+def cutoff_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labelled rows as counts per (cutoff, label_known_at): all the split decision looks at."""
+    keys = pd.DataFrame({"cutoff": pd.to_datetime(frame["cutoff"]),
+                         "label_known_at": pd.to_datetime(frame["label_known_at"]) if "label_known_at" in frame
+                         else pd.NaT})
+    return keys.groupby(["cutoff", "label_known_at"], dropna=False).size().rename("rows").reset_index()
+
+
+def decide_split(
+    counts: pd.DataFrame, split: SplitSpec, custom_times: bool, *, horizon_days: int | None = None
+) -> tuple[SplitDecision | None, list[str]]:
+    """The split of labelled rows given as `counts` (cutoff, label_known_at, rows), and its warnings.
+
+    None when there are no rows; a split that leaves a part empty is refused with the counts and
+    the settings that would work.
+    """
+    notes: list[str] = []
+    if counts.empty or not counts["rows"].sum():
+        return None, notes
+    decision = _decide(counts, split, custom_times, notes)
+    out = counts.assign(split=split_of(counts, decision))
+    if not {"train", "valid", "test"} <= set(out["split"]):
+        raise ValueError(_impossible(counts, out, split, custom_times, horizon_days))
+    for note in notes:
+        log.warning(note)
+    return decision, notes
+
+
+def split_of(frame: pd.DataFrame, decision: SplitDecision) -> pd.Series:
+    """The split of each row of `frame` (cutoff, label_known_at) under `decision`."""
     cutoffs = pd.to_datetime(frame["cutoff"])
-    test_start = _test_start(cutoffs, split, custom_times)
-    is_test = cutoffs >= test_start
-    frame["split"] = "train"
-    frame.loc[is_test, "split"] = "test"
-    before = ~is_test
+    out = pd.Series("train", index=frame.index, dtype=object)
+    if decision.valid_start is not None:
+        out[cutoffs >= decision.valid_start] = "valid"
+    out[_purged(frame, decision)] = "purged"
+    out[cutoffs >= decision.test_start] = "test"
+    return out
+
+
+def split_column(table: Any, decision: SplitDecision | None) -> Any:
+    """The same split as `split_of`, as an Ibis expression on a table with cutoff and label_known_at."""
+    if decision is None:  # no rows
+        return ibis.literal("train")
+    branches = [(table.cutoff >= _timestamp(decision.test_start), "test")]
+    if decision.purged_cutoffs:
+        branches.append((table.cutoff.isin([_timestamp(c) for c in decision.purged_cutoffs]), "purged"))
+    if decision.purge_rows:
+        branches.append((table.label_known_at > _timestamp(decision.test_start), "purged"))
+    if decision.valid_start is not None:
+        branches.append((table.cutoff >= _timestamp(decision.valid_start), "valid"))
+    return ibis.cases(*branches, else_="train")
+
+
+def _timestamp(value: Any) -> ibis.Value:
+    return ibis.literal(pd.Timestamp(value).to_pydatetime(), type="timestamp")
+
+
+def _purged(frame: pd.DataFrame, decision: SplitDecision) -> pd.Series:
+    cutoffs = pd.to_datetime(frame["cutoff"])
+    before = cutoffs < decision.test_start
+    if decision.purge_rows:
+        return before & (pd.to_datetime(frame["label_known_at"]) > decision.test_start)
+    return before & cutoffs.isin(decision.purged_cutoffs)
+
+
+def _decide(counts: pd.DataFrame, split: SplitSpec, custom_times: bool, notes: list[str]) -> SplitDecision:
+    cutoffs, rows = pd.to_datetime(counts["cutoff"]), counts["rows"]
+    decision = SplitDecision(_test_start(cutoffs, rows, split, custom_times))
+    before = cutoffs < decision.test_start
     if split.purge:
-        leaky = before & (pd.to_datetime(frame["label_known_at"]) > test_start)
-        if not custom_times:
-            leaky = before & cutoffs.isin(cutoffs[leaky].unique())
-        frame.loc[leaky, "split"] = "purged"
-        before = before & ~leaky
-    remaining = cutoffs[before]
-    if not remaining.empty:
-        valid_start = _valid_start(remaining, split, custom_times, notes)
-        frame.loc[before & (cutoffs >= valid_start), "split"] = "valid"
-    return frame
+        leaky = before & (pd.to_datetime(counts["label_known_at"]) > decision.test_start)
+        decision = (replace(decision, purge_rows=True) if custom_times
+                    else replace(decision, purged_cutoffs=tuple(sorted(cutoffs[leaky].unique()))))
+        before = before & ~_purged(counts, decision)
+    if before.any():
+        decision = replace(decision, valid_start=_valid_start(cutoffs[before], rows[before], split, custom_times,
+                                                               notes))
+    return decision
 
 
-def _test_start(cutoffs: pd.Series, split: SplitSpec, custom_times: bool) -> pd.Timestamp:
+def _assign(counts: pd.DataFrame, split: SplitSpec, custom_times: bool, notes: list[str]) -> pd.DataFrame:
+    return counts.assign(split=split_of(counts, _decide(counts, split, custom_times, notes)))
+
+
+def _quantile(values: pd.Series, rows: pd.Series, q: float) -> pd.Timestamp:
+    """`values` repeated `rows` times, then `.quantile(q, interpolation="higher")`, without the repeat.
+
+    pandas asks np.quantile, which takes index ceil((n - 1) * q) of the sorted values; the same
+    float product picks the same row (tests/test_observation_table.py checks it against pandas).
+    """
+    order = values.sort_values(kind="stable").index
+    ends = rows[order].cumsum().to_numpy()
+    index = min(int(np.ceil((ends[-1] - 1) * np.float64(q))), int(ends[-1]) - 1)
+    return pd.Timestamp(values[order].iloc[int(np.searchsorted(ends, index, side="right"))])
+
+
+def _test_start(cutoffs: pd.Series, rows: pd.Series, split: SplitSpec, custom_times: bool) -> pd.Timestamp:
     if split.test_from is not None:
         return pd.Timestamp(split.test_from)
     if custom_times:
-        return cutoffs.quantile(1 - split.test_fraction, interpolation="higher")
+        return _quantile(cutoffs, rows, 1 - split.test_fraction)
     distinct = sorted(cutoffs.unique())
     # more test cutoffs than there are: all of them are test, and the check says so
     return pd.Timestamp(distinct[-min(split.test_cutoffs, len(distinct))])
 
 
-def _valid_start(remaining: pd.Series, split: SplitSpec, custom_times: bool, notes: list[str]) -> pd.Timestamp:
+def _valid_start(remaining: pd.Series, rows: pd.Series, split: SplitSpec, custom_times: bool, notes: list[str]
+                 ) -> pd.Timestamp:
     if split.valid_from is not None:
         return pd.Timestamp(split.valid_from)
     if custom_times:
-        return remaining.quantile(1 - split.valid_fraction / (1 - split.test_fraction), interpolation="higher")
+        return _quantile(remaining, rows, 1 - split.valid_fraction / (1 - split.test_fraction))
     distinct = sorted(remaining.unique())
     taken = min(split.valid_cutoffs, max(1, len(distinct) - 1))
     if taken < split.valid_cutoffs:
@@ -165,7 +252,9 @@ def _valid_start(remaining: pd.Series, split: SplitSpec, custom_times: bool, not
 def _impossible(
     frame: pd.DataFrame, out: pd.DataFrame, split: SplitSpec, custom_times: bool, horizon_days: int | None
 ) -> str:
-    """Which part is empty, how many cutoffs each part got, what the purge removed, what would work."""
+    """Which part is empty, how many cutoffs each part got, what the purge removed, what would work.
+
+    `frame`: counts of rows per cutoff (`cutoff_counts`); `out`: the same with their split."""
     cutoffs = pd.to_datetime(out["cutoff"])
     got = {name: cutoffs[out["split"] == name] for name in ("test", "purged", "valid", "train")}
     if got["test"].empty:
@@ -178,7 +267,8 @@ def _impossible(
              f"test got {got['test'].nunique()} (from {_day(got['test'].min())})"]
     if split.purge:
         named = ", ".join(_day(c) for c in purged[:6]) + (", ..." if len(purged) > 6 else "")
-        parts.append(f"the purge removed {len(purged)} ({named or 'none'}), {len(got['purged'])} row(s) whose "
+        rows = int(out.loc[out["split"] == "purged", "rows"].sum())
+        parts.append(f"the purge removed {len(purged)} ({named or 'none'}), {rows} row(s) whose "
                      f"labels are only known after the test starts")
     parts.append(f"valid got {got['valid'].nunique()}, train got {got['train'].nunique()}.")
     message = f"labels.split leaves no {empty} rows: " + ", ".join(parts)
