@@ -13,7 +13,7 @@ import pytest
 
 from churnml.data.engine import connect
 from churnml.features.build import build_features, plan_features
-from churnml.features.label_times import nearest_activity
+from churnml.features.label_times import LabelSpec, activity_in_windows
 
 CUTOFF = datetime(2024, 6, 1)
 
@@ -79,23 +79,20 @@ def test_no_plan_where_no_subscription_runs():
     assert out.loc["B", "sub_active"] == 0
 
 
-def test_nearest_activity_is_strictly_before_or_at_or_after():
-    """The ASOF join's replacement: an activity at the very instant is not before it, but is at
-    or after it; a customer with nothing on that side gets null."""
+def test_activity_windows_include_their_start_and_exclude_their_end():
+    """The ASOF join's replacement, at its edges: activity at the cutoff itself is not before it
+    but opens the label window (lead 0); activity at the window's end is outside it."""
     connect()
-    rows = ibis.memtable(pd.DataFrame({"customer_id": ["A", "A", "B", "C"],
-                                       "cutoff": T(["2024-03-01", "2024-04-01", "2024-03-01", "2024-03-01"])}))
+    cutoff = datetime(2024, 3, 1)
+    rows = ibis.memtable(pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "cutoff": T([cutoff] * 4),
+                                       "signup_date": T(["2023-01-01"] * 4)}))
     activity = ibis.memtable(pd.DataFrame({
-        "customer_id": ["A", "A", "A", "B", "B"],
-        "ts": T(["2024-02-10", "2024-03-01", "2024-03-20 08:00", "2024-03-01 00:00:01", "2024-01-05"]),
+        "customer_id": ["A", "B", "B", "C", "C", "C"],
+        "ts": T(["2024-03-01", "2024-01-31", "2024-03-30 23:59:59", "2024-01-30 23:59:59", "2024-02-29 23:59:59",
+                 "2024-03-31"]),
     }))
-
-    def found(before: bool) -> dict:
-        out = nearest_activity(rows, "cutoff", activity, "hit", before=before).to_pandas()
-        return {(r.customer_id, f"{r.cutoff:%m-%d}"): (None if pd.isna(r.hit) else f"{r.hit:%m-%d %H:%M:%S}")
-                for r in out.itertuples()}
-
-    assert found(before=True) == {("A", "03-01"): "02-10 00:00:00", ("A", "04-01"): "03-20 08:00:00",
-                                  ("B", "03-01"): "01-05 00:00:00", ("C", "03-01"): None}
-    assert found(before=False) == {("A", "03-01"): "03-01 00:00:00", ("A", "04-01"): None,
-                                   ("B", "03-01"): "03-01 00:00:01", ("C", "03-01"): None}
+    spec = LabelSpec(definition="inactivity", horizon_days=30, lead_days=0)
+    out = activity_in_windows(rows, activity, spec).to_pandas().set_index("customer_id")
+    # before: [Jan 31, Mar 1); within: [Mar 1, Mar 31)
+    assert out["before"].to_dict() == {"A": 0, "B": 1, "C": 1, "D": 0}
+    assert out["within"].to_dict() == {"A": 1, "B": 1, "C": 0, "D": 0}

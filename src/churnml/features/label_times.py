@@ -26,15 +26,20 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import ibis
+import numpy as np
 import pandas as pd
 
 # the split lives in its own module; these names stay importable from here for existing callers
 from churnml.features.splits import SplitSpec, split_by_cutoff, split_spec  # noqa: F401
+from churnml.features.splits import decide_split, split_column, split_of
+from churnml.features.windows import Grid
 
 log = logging.getLogger(__name__)
 
 Definition = Literal["subscription", "inactivity", "hybrid", "custom"]
 EVENTLIKE_TABLES = ("events", "orders", "feedback")
+# label times with more distinct cutoffs than this are labelled in batches of cutoffs
+CUTOFFS_PER_PASS = 12
 
 
 @dataclass(frozen=True)
@@ -218,60 +223,61 @@ def subscription_status(rows: ibis.Table, subscriptions: ibis.Table, spec: Label
 
 
 def inactivity_status(rows: ibis.Table, activity: ibis.Table, spec: LabelSpec, until: datetime) -> ibis.Table:
-    """Observed rows under the inactivity definition, with label and label_known."""
-    # Only activity near the cutoffs can decide anything: the last one before a cutoff matters
-    # only inside the active window, the next one only from the window's start. Filtering first
-    # keeps the running max and min from sorting the whole history (at scoring time, one cutoff at the end
-    # of the data, almost all of it is dropped); the results are the same.
-    earliest_cutoff = rows.cutoff.min().as_scalar()
-    latest_cutoff = rows.cutoff.max().as_scalar()
-    recent = activity.filter(
-        activity.ts >= earliest_cutoff - ibis.interval(days=spec.active_window), activity.ts < latest_cutoff
-    )
-    later = activity.filter(activity.ts >= earliest_cutoff + ibis.interval(days=spec.lead_days))
-    # the last activity strictly before the cutoff decides whether they are still a customer
-    last = nearest_activity(rows.select("customer_id", "signup_date", "cutoff"), "cutoff", recent, "last_ts",
-                            before=True)
-    since = last.cutoff - ibis.interval(days=spec.active_window)
-    active = last.filter((last.last_ts >= since) | (last.signup_date >= since))
-    window_start = active.cutoff + ibis.interval(days=spec.lead_days)
-    active = active.select("customer_id", "cutoff", window_start=window_start)
-    # the first activity at or after the window opens decides the label
-    nxt = nearest_activity(active, "window_start", later, "next_ts", before=False)
-    window_end = nxt.window_start + ibis.interval(days=spec.horizon_days)
-    return nxt.select(
+    """Observed rows under the inactivity definition, with label and label_known.
+
+    Observed: active in the `active_window` days before the cutoff (or signed up within them).
+    Label 1: no activity in [cutoff + lead, cutoff + lead + horizon)."""
+    counted = activity_in_windows(rows.select("customer_id", "signup_date", "cutoff"), activity, spec)
+    since = counted.cutoff - ibis.interval(days=spec.active_window)
+    active = counted.filter((counted.before > 0) | (counted.signup_date >= since))
+    window_end = active.cutoff + ibis.interval(days=spec.lead_days + spec.horizon_days)
+    return active.select(
         "customer_id",
         "cutoff",
-        label=ibis.ifelse(nxt.next_ts.isnull() | (nxt.next_ts >= window_end), 1, 0),
+        label=ibis.ifelse(active.within > 0, 0, 1),
         churned_in_lead=ibis.literal(False),
         label_known_at=window_end,
         definition=ibis.literal("inactivity"),
     ).mutate(label_known=lambda t: t.label_known_at <= ibis.literal(until))
 
 
-def nearest_activity(rows: ibis.Table, at: str, activity: ibis.Table, name: str, *, before: bool) -> ibis.Table:
-    """`rows` with column `name`: per row, the time of the customer's latest activity strictly
-    before `rows[at]` (before=True), or of the earliest at or after it; null when there is none.
+def activity_in_windows(rows: ibis.Table, activity: ibis.Table, spec: LabelSpec) -> ibis.Table:
+    """`rows` with `before`, the activity in [cutoff - active_window, cutoff), and `within`, the
+    activity in the label window [cutoff + lead, cutoff + lead + horizon).
 
-    An ASOF join, written as a union and a running max (min) per customer, because Spark SQL has
-    no ASOF join: rows and activity are sorted together by time, a row sorting before activity
-    at the same instant when the match must be strictly earlier and after it otherwise.
-    """
-    schema = rows.schema()
-    stamp = "timestamp"
-    marks = rows.mutate(_t=rows[at].cast(stamp), _row=ibis.literal(1), _ts=ibis.null(stamp))
-    times = activity.select(
-        customer_id=activity.customer_id.cast(schema["customer_id"]),
-        **{c: ibis.null(schema[c]) for c in rows.columns if c != "customer_id"},
-        _t=activity.ts.cast(stamp), _row=ibis.literal(0), _ts=activity.ts.cast(stamp),
-    )
-    both = ibis.union(marks, times.select(*marks.columns), distinct=False)
-    if before:  # at one instant: the row first, so an activity then is not "before" it
-        order, running = [both._t, ibis.desc(both._row)], both._ts.max()
-    else:       # at one instant: the activity first, so it counts as "at or after"
-        order, running = [ibis.desc(both._t), both._row], both._ts.min()
-    found = both.mutate(**{name: running.over(ibis.cumulative_window(group_by="customer_id", order_by=order))})
-    return found.filter(found._row == 1).drop("_t", "_row", "_ts")
+    The window bounds of a batch of cutoffs cut time into buckets; activity is counted once per
+    (customer, bucket), a GROUP BY with few groups, and the buckets are summed per window through
+    a small membership table: no sort of the activity and no join of it to the cutoffs, on DuckDB
+    and Spark alike. Many distinct cutoffs (user label times) go in batches, one pass each."""
+    cutoffs = sorted(pd.Timestamp(c).to_pydatetime() for c in rows.select("cutoff").distinct().to_pandas()["cutoff"])
+    if not cutoffs:  # no rows: nothing to count, and the columns keep their types
+        return rows.mutate(before=ibis.literal(0, type="int64"), within=ibis.literal(0, type="int64"))
+    batches = [cutoffs[i:i + CUTOFFS_PER_PASS] for i in range(0, len(cutoffs), CUTOFFS_PER_PASS)]
+    parts = []
+    for batch in batches:
+        windows = {c: {"before": (c - timedelta(days=spec.active_window), c),
+                       "within": (c + timedelta(days=spec.lead_days),
+                                  c + timedelta(days=spec.lead_days + spec.horizon_days))} for c in batch}
+        probes = sorted({bound for spans in windows.values() for span in spans.values() for bound in span})
+        grid = Grid(cutoffs=tuple(batch), windows=(), probes=tuple(probes))
+        members = pd.DataFrame([
+            {"_cutoff": c, "_bucket": b, **{name: int(b in span) for name, span in spans.items()}}
+            for c, spans in ((c, {n: range(probes.index(lo) + 1, probes.index(hi) + 1) for n, (lo, hi) in w.items()})
+                             for c, w in windows.items())
+            for b in sorted(set().union(*spans.values()))
+        ])
+        members["_cutoff"] = members["_cutoff"].astype("datetime64[us]")
+        near = activity.filter(activity.ts >= ibis.literal(probes[0]), activity.ts < ibis.literal(probes[-1]))
+        if len(batches) > 1:  # a batch of user label times concerns only some customers
+            near = near.semi_join(rows.filter(rows.cutoff.isin([ibis.literal(c) for c in batch])), "customer_id")
+        per_bucket = near.mutate(_bucket=grid.bucket_of(near.ts)).group_by(["customer_id", "_bucket"]).aggregate(
+            n=lambda t: t.count())
+        joined = per_bucket.join(ibis.memtable(members), "_bucket")
+        parts.append(joined.group_by(["customer_id", "_cutoff"]).aggregate(
+            before=(joined.n * joined.before).sum(), within=(joined.n * joined.within).sum()))
+    counts = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+    out = rows.left_join(counts, (rows.customer_id == counts.customer_id) & (rows.cutoff == counts._cutoff))
+    return out.select(*rows.columns, before=out.before.fill_null(0), within=out.within.fill_null(0))
 
 
 def label_rows(
@@ -315,7 +321,7 @@ def contractual_rows(rows: ibis.Table, subscriptions: ibis.Table) -> ibis.Table:
 # ---------------------------------------------------------------- the stage
 
 
-def build_observations(
+def observation_table(
     tables: dict[str, ibis.Table],
     spec: LabelSpec,
     split: SplitSpec,
@@ -324,24 +330,28 @@ def build_observations(
     start: datetime | None = None,
     end: datetime | None = None,
     min_history_days: int = 60,
-    custom: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, ObservationSummary]:
-    """The label-times table and a summary of what happened to every candidate row.
+    custom: pd.DataFrame | ibis.Table | None = None,
+) -> tuple[ibis.Table, ObservationSummary]:
+    """The label-times table as an engine table, unsorted, and a summary of what happened to every
+    candidate row.
 
-    With `custom` (customer_id, cutoff[, label]) the rows are the user's, cutoffs may differ per
-    customer, and rows without a label are labelled by `spec.fallback`.
+    Columns: customer_id (string), cutoff (timestamp), label (int8), split and definition (string).
+    No row is collected: the counts and the split come from aggregates per cutoff and definition,
+    and the split is then applied to the rows by the engine. With `custom` (customer_id,
+    cutoff[, label]; a pandas frame or an engine table) the rows are the user's, cutoffs may differ
+    per customer, and rows without a label are labelled by `spec.fallback`.
     """
     until = observed_until(tables)
     first = history_start(tables)
     customers = tables["customers"]
     if custom is not None:
-        rows, user_labels, floored = _custom_rows(customers, custom)
-        cutoffs = sorted(user_labels["cutoff"].unique())
-        labelled = label_rows(tables, rows, spec, until, spec.fallback).to_pandas()
-        frame = _apply_user_labels(labelled, user_labels, spec)
-        counts = {"candidate_rows": int(len(custom)), "custom_rows_given": int(len(custom)),
-                  "custom_cutoffs_moved_to_midnight": floored,
-                  "custom_rows_not_labelled": int(len(custom) - len(frame))}
+        given, counts = _custom_rows(customers, custom)
+        cutoffs = sorted(pd.to_datetime(given.select("cutoff").distinct().to_pandas()["cutoff"]))
+        rows = given.select("customer_id", "cutoff").join(customers.select("customer_id", "signup_date"), "customer_id")
+        rows = rows.select("customer_id", "signup_date", "cutoff")
+        frame = _apply_user_labels(label_rows(tables, rows, spec, until, spec.fallback), given, spec)
+        outcomes = _outcomes(frame)
+        counts["custom_rows_not_labelled"] = counts["custom_rows_given"] - int(outcomes["rows"].sum())
         early = [c for c in cutoffs if c < first]
         warnings = [f"label times: {len(early)} cutoff(s) before the first row of data ({first:%Y-%m-%d}, the "
                     f"first day every activity table records), e.g. {_days(early)}: features there see no "
@@ -353,8 +363,9 @@ def build_observations(
         if not cutoffs:
             raise ValueError(f"no cutoffs between {grid_start:%Y-%m-%d} and {grid_end:%Y-%m-%d} at freq {freq}")
         rows = candidates(customers, cutoffs)
-        frame = label_rows(tables, rows, spec, until, spec.definition).to_pandas()
-        counts = _not_observed(tables, rows, frame, spec.definition)
+        frame = label_rows(tables, rows, spec, until, spec.definition)
+        outcomes = _outcomes(frame)
+        counts = _not_observed(tables, rows, outcomes, spec.definition)
         early = [c for c in cutoffs if c < first]
         warnings = [f"labels.cutoffs.start {grid_start:%Y-%m-%d}: cutoff(s) {_days(early)} are before the first "
                     f"row of data ({first:%Y-%m-%d}, the first day every activity table records): nobody can "
@@ -369,18 +380,56 @@ def build_observations(
         counts=counts,
         warnings=warnings,
     )
-    summary.counts["observed"] = int(len(frame))
-    churned_in_lead = frame["churned_in_lead"].astype(bool)
-    summary.counts["excluded_churned_during_lead"] = int(churned_in_lead.sum())
-    unknown = ~frame["label_known"].astype(bool) & ~churned_in_lead
-    summary.counts["unlabelled_window_not_observed"] = int(unknown.sum())
-    frame = frame[~churned_in_lead & ~unknown]
+    summary.counts["observed"] = int(outcomes["rows"].sum())
+    churned_in_lead = outcomes["churned_in_lead"]
+    summary.counts["excluded_churned_during_lead"] = int(outcomes.loc[churned_in_lead, "rows"].sum())
+    unknown = ~outcomes["label_known"] & ~churned_in_lead
+    summary.counts["unlabelled_window_not_observed"] = int(outcomes.loc[unknown, "rows"].sum())
+    kept = outcomes[~churned_in_lead & ~unknown]
 
-    frame, notes = split_by_cutoff(frame, split, custom is not None, horizon_days=spec.horizon_days)
+    per_cutoff = kept.groupby(["cutoff", "label_known_at"], dropna=False)[["rows"]].sum().reset_index()
+    decision, notes = decide_split(per_cutoff, split, custom is not None, horizon_days=spec.horizon_days)
     summary.warnings += notes
-    summary.counts["purged_label_overlaps_test"] = int((frame["split"] == "purged").sum())
-    frame = frame[frame["split"] != "purged"]
-    frame = frame.sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
+    kept = kept.assign(split=split_of(kept, decision) if decision else "train")
+    summary.counts["purged_label_overlaps_test"] = int(kept.loc[kept["split"] == "purged", "rows"].sum())
+    for name, part in kept[kept["split"] != "purged"].groupby("split", sort=True):
+        summary.by_split[str(name)] = {
+            "rows": int(part["rows"].sum()),
+            "cutoffs": int(part["cutoff"].nunique()),
+            # the mean of the 0/1 labels, as pandas takes it: a float64 sum over the count
+            "churn_rate": round(float(part["positives"].sum()) / float(part["rows"].sum()), 4),
+        }
+
+    rows_kept = frame.filter(~frame.churned_in_lead & frame.label_known)
+    rows_kept = rows_kept.mutate(split=split_column(rows_kept, decision))
+    rows_kept = rows_kept.filter(rows_kept.split != "purged")
+    table = rows_kept.select(
+        customer_id=rows_kept.customer_id.cast("string"),
+        cutoff=rows_kept.cutoff.cast("timestamp(6)"),
+        # Ibis drops a cast to the type it infers (int8 for ifelse(.., 1, 0)), but the engine
+        # computes an INTEGER there and would write that: cast through int16 so int8 is written
+        label=rows_kept.label.cast("int16").cast("int8"),
+        split=rows_kept.split.cast("string"),
+        definition=rows_kept.definition.cast("string"),
+    )
+    return table, summary
+
+
+def build_observations(
+    tables: dict[str, ibis.Table],
+    spec: LabelSpec,
+    split: SplitSpec,
+    *,
+    freq: str = "MS",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    min_history_days: int = 60,
+    custom: pd.DataFrame | ibis.Table | None = None,
+) -> tuple[pd.DataFrame, ObservationSummary]:
+    """`observation_table` collected: a frame sorted by cutoff and customer_id, and the summary."""
+    table, summary = observation_table(tables, spec, split, freq=freq, start=start, end=end,
+                                       min_history_days=min_history_days, custom=custom)
+    frame = table.to_pandas().sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
     out = pd.DataFrame(
         {
             "customer_id": frame["customer_id"].astype("string"),
@@ -390,29 +439,36 @@ def build_observations(
             "definition": frame["definition"].astype("string"),
         }
     )
-    for name, part in out.groupby("split", sort=True):
-        summary.by_split[str(name)] = {
-            "rows": int(len(part)),
-            "cutoffs": int(part["cutoff"].nunique()),
-            "churn_rate": round(float(part["label"].mean()), 4),
-        }
     return out, summary
+
+
+def _outcomes(frame: ibis.Table) -> pd.DataFrame:
+    """Labelled rows counted per cutoff, definition and fate (a few rows per cutoff), with their labels summed."""
+    keys = ["cutoff", "label_known_at", "definition", "churned_in_lead", "label_known"]
+    counted = frame.group_by(keys).aggregate(rows=frame.count(), positives=frame.label.cast("int64").sum())
+    out = counted.to_pandas()
+    return out.assign(
+        cutoff=pd.to_datetime(out["cutoff"]), label_known_at=pd.to_datetime(out["label_known_at"]),
+        churned_in_lead=out["churned_in_lead"].astype(bool), label_known=out["label_known"].astype(bool),
+        rows=out["rows"].astype("int64"), positives=out["positives"].fillna(0).astype("int64"),
+    )
 
 
 NOT_OBSERVED = {"subscription": "not_observed_no_subscription_at_cutoff",
                 "inactivity": "not_observed_inactive_before_cutoff"}
 
 
-def _not_observed(tables: dict[str, ibis.Table], rows: ibis.Table, frame: pd.DataFrame, definition: str
+def _not_observed(tables: dict[str, ibis.Table], rows: ibis.Table, outcomes: pd.DataFrame, definition: str
                   ) -> dict[str, int]:
     """Candidate rows, and those the definition did not observe (not a customer at the cutoff), by reason."""
-    total = int(rows.count().execute())
     if definition == "hybrid" and "subscriptions" in tables:
         tagged = contractual_rows(rows, tables["subscriptions"])
-        by_subscription = int(tagged.filter(tagged.contractual).count().execute())
+        both = tagged.aggregate(total=tagged.count(), contractual=tagged.contractual.cast("int64").sum()).to_pandas()
+        total, by_subscription = int(both["total"].iloc[0]), int(both["contractual"].fillna(0).iloc[0])
     else:
+        total = int(rows.count().execute())
         by_subscription = total if definition == "subscription" else 0
-    observed = frame["definition"].value_counts()
+    observed = outcomes.groupby("definition")["rows"].sum()
     return {
         "candidate_rows": total,
         NOT_OBSERVED["subscription"]: by_subscription - int(observed.get("subscription", 0)),
@@ -442,67 +498,135 @@ def _days(values: list[Any], most: int = 5) -> str:
     return names if len(values) <= most else f"{names} ... ({len(values)} in all)"
 
 
-def _custom_rows(customers: ibis.Table, custom: pd.DataFrame) -> tuple[ibis.Table, pd.DataFrame, int]:
-    """The user's rows as candidates, their labels, and how many cutoffs moved to midnight."""
+def _custom_rows(customers: ibis.Table, custom: pd.DataFrame | ibis.Table) -> tuple[ibis.Table, dict[str, int]]:
+    """The user's label times, checked, as a table (customer_id, cutoff[, user_label]), and their counts.
+
+    Every check is a query on the engine; a refusal shows example rows: a pandas frame's first in
+    file order, an engine table's first by customer and cutoff.
+    """
     missing = {"customer_id", "cutoff"} - set(custom.columns)
     if missing:
         raise ValueError(f"label times: missing column(s) {sorted(missing)}; it needs customer_id, cutoff[, label]")
-    # Cutoffs are dates: one with a time of day moves back to its midnight, so features use only
-    # days wholly before it (fewer rows, never a leak); how many moved is in the summary.
-    stamped = pd.to_datetime(custom["cutoff"]).astype("datetime64[us]")
-    given = pd.DataFrame(
-        {"customer_id": custom["customer_id"].astype("string"), "cutoff": stamped.dt.normalize()}
-    )
-    floored = int((stamped != stamped.dt.normalize()).sum())
-    if custom.empty:
+    has_label = "label" in custom.columns
+    given = _given_frame(custom) if isinstance(custom, pd.DataFrame) else _given_table(custom)
+    totals = given.aggregate(
+        rows=given.count(),
+        # Cutoffs are dates: one with a time of day moves back to its midnight, so features use only
+        # days wholly before it (fewer rows, never a leak); how many moved is in the summary.
+        floored=(given.stamped != given.cutoff).cast("int64").sum(),
+        bad=given.bad_label.cast("int64").sum() if has_label else ibis.literal(0),
+    ).to_pandas().fillna(0).iloc[0]
+    if not totals["rows"]:
         raise ValueError("label times: no rows in the label-times file (labels.custom.path): it needs one row per "
                          "(customer_id, cutoff)")
+    shown = ["customer_id", "cutoff", "user_label"] if has_label else ["customer_id", "cutoff"]
+    if totals["bad"]:
+        if isinstance(custom, pd.DataFrame):
+            example = custom.iloc[_first(given.filter(given.bad_label))["_row"].to_numpy()]
+        else:
+            example = _first(custom.filter(_user_label(custom.label)[1]))
+        raise ValueError(
+            f"label times: column label must be 0, 1 or empty; {int(totals['bad'])} rows are not, e.g.\n"
+            f"{example.to_string(index=False)}"
+        )
+    keys = ["customer_id", "cutoff"]
+    groups = given.group_by(keys).aggregate(n=given.count())
+    repeated = groups.filter(groups.n > 1)
+    dupes = int(repeated.aggregate(extra=(repeated.n - 1).sum()).to_pandas()["extra"].fillna(0).iloc[0])
+    if dupes:
+        order = ["_row"] if "_row" in given.columns else ["user_label"] if has_label else keys
+        ranked = given.mutate(_nth=ibis.row_number().over(group_by=keys, order_by=order))
+        raise ValueError(
+            f"label times: {dupes} duplicate (customer_id, cutoff) rows, e.g.\n"
+            f"{_as_given(_first(ranked.filter(ranked._nth > 0)))[shown].to_string(index=False)}"
+        )
+    unknown = given.anti_join(customers.select("customer_id"), "customer_id")
+    unknown_rows = int(unknown.count().execute())
+    if unknown_rows:
+        raise ValueError(
+            f"label times: {unknown_rows} rows for unknown customers (not in customers), e.g.\n"
+            f"{_as_given(_first(unknown))[shown].to_string(index=False)}"
+        )
+    rows, floored = int(totals["rows"]), int(totals["floored"])
+    counts = {"candidate_rows": rows, "custom_rows_given": rows, "custom_cutoffs_moved_to_midnight": floored}
+    return given.select(*[c for c in shown]), counts
+
+
+def _given_frame(custom: pd.DataFrame) -> ibis.Table:
+    """A pandas label-times frame as a table: customer_id, cutoff (midnight), stamped (as given),
+    user_label and bad_label (with a label column), _row (the file order, for examples)."""
+    stamped = pd.to_datetime(custom["cutoff"]).astype("datetime64[us]")
+    given = pd.DataFrame({"customer_id": custom["customer_id"].astype("string").to_numpy(),
+                          "cutoff": stamped.dt.normalize().to_numpy(), "stamped": stamped.to_numpy()})
     if "label" in custom.columns:
-        given["user_label"] = pd.to_numeric(custom["label"], errors="coerce").astype("Float64")
-        bad = given["user_label"].notna() & ~given["user_label"].isin([0, 1])
-        bad |= given["user_label"].isna() & custom["label"].notna().to_numpy()
-        if bad.any():
-            raise ValueError(
-                f"label times: column label must be 0, 1 or empty; {int(bad.sum())} rows are not, e.g.\n"
-                f"{custom[bad.to_numpy()].head(5).to_string(index=False)}"
-            )
-    dupes = given.duplicated(["customer_id", "cutoff"])
-    if dupes.any():
-        raise ValueError(
-            f"label times: {int(dupes.sum())} duplicate (customer_id, cutoff) rows, e.g.\n"
-            f"{given[dupes].head(5).to_string(index=False)}"
-        )
-    known = set(customers.select("customer_id").filter(
-        customers.customer_id.isin(list(given["customer_id"].unique()))).to_pandas()["customer_id"])
-    unknown = given[~given["customer_id"].isin(known)]
-    if not unknown.empty:
-        raise ValueError(
-            f"label times: {len(unknown)} rows for unknown customers (not in customers), e.g.\n"
-            f"{unknown.head(5).to_string(index=False)}"
-        )
-    rows = ibis.memtable(given[["customer_id", "cutoff"]]).join(
-        customers.select("customer_id", "signup_date"), "customer_id"
-    )
-    rows = rows.select("customer_id", "signup_date", "cutoff")
-    return rows, given, floored
+        user = pd.to_numeric(custom["label"], errors="coerce").astype("Float64")
+        bad = (user.notna() & ~user.isin([0, 1])).to_numpy(dtype=bool, na_value=False)
+        bad |= user.isna().to_numpy() & custom["label"].notna().to_numpy()
+        given["user_label"], given["bad_label"] = user.to_numpy(dtype="float64", na_value=np.nan), bad
+    given["_row"] = np.arange(len(given), dtype="int64")
+    table = ibis.memtable(given)
+    if "user_label" in given.columns:  # NaN here is an empty label
+        table = table.mutate(user_label=ibis.ifelse(table.user_label.isnan(), ibis.null("float64"),
+                                                    table.user_label))
+    return table
 
 
-def _apply_user_labels(frame: pd.DataFrame, given: pd.DataFrame, spec: LabelSpec) -> pd.DataFrame:
+def _given_table(custom: ibis.Table) -> ibis.Table:
+    """An engine label-times table in the shape of `_given_frame`, without _row."""
+    stamped = custom.cutoff.cast("timestamp")
+    columns = {"customer_id": custom.customer_id.cast("string"), "cutoff": stamped.truncate("D"), "stamped": stamped}
+    if "label" in custom.columns:
+        columns["user_label"], columns["bad_label"] = _user_label(custom.label)
+    return custom.select(**columns)
+
+
+def _user_label(label: ibis.Column) -> tuple[ibis.Value, ibis.Value]:
+    """The user's label as a float (null when empty), and whether it is something other than 0, 1 or empty."""
+    if label.type().is_string():
+        text = label.strip()
+        value = ibis.ifelse(text == "", ibis.null("float64"), text.try_cast("float64"))
+        empty = label.isnull() | (text == "")
+    else:
+        value = label.cast("float64")
+        value = ibis.ifelse(value.isnan(), ibis.null("float64"), value) if label.type().is_floating() else value
+        empty = value.isnull()
+    bad = ibis.ifelse(value.isnull(), ~empty, ~value.isin([0.0, 1.0]))
+    return value, bad
+
+
+def _first(table: ibis.Table, most: int = 5) -> pd.DataFrame:
+    """A few rows for a message: a pandas frame's first in file order, an engine table's by customer and cutoff."""
+    order = ["_row"] if "_row" in table.columns else ["customer_id", "cutoff"]
+    return table.order_by(order).limit(most).to_pandas()
+
+
+def _as_given(frame: pd.DataFrame) -> pd.DataFrame:
+    """Example rows with the types the messages have always shown."""
+    frame = frame.assign(customer_id=frame["customer_id"].astype("string"),
+                         cutoff=pd.to_datetime(frame["cutoff"]).astype("datetime64[us]"))
+    if "user_label" in frame.columns:
+        frame["user_label"] = frame["user_label"].astype("Float64")
+    return frame
+
+
+def _apply_user_labels(frame: ibis.Table, given: ibis.Table, spec: LabelSpec) -> ibis.Table:
     """User labels win; rows the fallback definition did not observe keep the user's label if any."""
     if "user_label" not in given.columns:
         return frame
-    frame = frame.copy()
-    frame["cutoff"] = pd.to_datetime(frame["cutoff"]).astype("datetime64[us]")
-    merged = given.merge(frame, on=["customer_id", "cutoff"], how="left")
-    has_user = merged["user_label"].notna()
-    # whole columns, not cell writes: pandas 3 refuses to write the user's Float64 labels into
-    # the fallback's int8 column, and rows the fallback did not observe have nulls to fill
-    merged["label"] = merged["user_label"].where(has_user, merged["label"].astype("Float64"))
-    merged["definition"] = merged["definition"].astype("string").mask(has_user, "custom")
-    merged["label_known"] = has_user | merged["label_known"].astype("boolean").fillna(False).astype(bool)
-    merged["churned_in_lead"] = ~has_user & merged["churned_in_lead"].astype("boolean").fillna(False).astype(bool)
+    joined = given.left_join(frame, [given.customer_id == frame.customer_id, given.cutoff == frame.cutoff])
+    joined = joined.select(given.customer_id, given.cutoff, given.user_label, fallback=frame.label,
+                           churned=frame.churned_in_lead, known_at=frame.label_known_at, known=frame.label_known,
+                           fallback_definition=frame.definition)
+    has_user = joined.user_label.notnull()
     # the user's label window is unknown to us; assume the configured one for purging
-    assumed = merged["cutoff"] + pd.Timedelta(days=spec.lead_days + spec.horizon_days)
-    merged["label_known_at"] = merged["label_known_at"].where(merged["label_known_at"].notna(), assumed)
-    merged = merged[merged["label"].notna()]
-    return merged.drop(columns=["user_label"])
+    assumed = joined.cutoff + ibis.interval(days=spec.lead_days + spec.horizon_days)
+    merged = joined.select(
+        "customer_id",
+        "cutoff",
+        label=ibis.ifelse(has_user, joined.user_label, joined.fallback.cast("float64")),
+        churned_in_lead=~has_user & joined.churned.fill_null(False),
+        label_known_at=joined.known_at.fill_null(assumed),
+        definition=ibis.ifelse(has_user, ibis.literal("custom"), joined.fallback_definition),
+        label_known=has_user | joined.known.fill_null(False),
+    )
+    return merged.filter(merged.label.notnull())
