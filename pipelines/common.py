@@ -48,7 +48,7 @@ def engine(params: dict[str, Any]) -> ibis.BaseBackend:
 
 
 def validated_tables(params: dict[str, Any], con: ibis.BaseBackend) -> dict[str, ibis.Table]:
-    return open_contract_tables(con, Path(params["paths"]["validated"]))
+    return open_contract_tables(con, params["paths"]["validated"])
 
 
 def labelled(params: dict[str, Any]) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import common
 
+from churnml.data import parquet
 from churnml.features.catalog import catalog_frame
 from churnml.features.build import feature_catalog, plan_features, write_features
 from churnml.data.io import atomic_path, write_json
@@ -15,7 +16,7 @@ def main() -> int:
     features, paths = params["features"], params["paths"]
     con = common.engine(params)
     tables = common.validated_tables(params, con)
-    observations = con.read_parquet(paths["observations"])
+    observations = parquet.read(con, paths["observations"])
     spec = plan_features(
         tables,
         families=features["families"],
@@ -27,7 +28,7 @@ def main() -> int:
         max_levels=int(features["max_levels"]),
         horizon_days=int(params["labels"]["horizon_days"]),
     )
-    chunks = write_features(con, tables, observations, spec, Path(paths["features"]),
+    chunks = write_features(con, tables, observations, spec, paths["features"],
                             customers_per_chunk=int(params["engine"]["customers_per_chunk"]))
     catalog = catalog_frame(feature_catalog(spec))
     with atomic_path(Path(paths["catalog"])) as tmp:

@@ -13,6 +13,8 @@ from typing import Callable, Literal
 
 import ibis
 
+from churnml.data import parquet, spark
+
 ColumnKind = Literal["id", "timestamp", "string", "number"]
 
 
@@ -107,6 +109,9 @@ class TableMapping:
     file: str
     columns: dict[str, str] = field(default_factory=dict)
     attributes: tuple[str, ...] | None = None
+    # a table of the Spark catalog (Hive, Delta, Unity), "db.table" or "catalog.db.table", read
+    # instead of `file`
+    catalog: str | None = None
 
     def source_name(self, contract_name: str) -> str:
         return self.columns.get(contract_name, contract_name)
@@ -121,11 +126,14 @@ def mappings_from_config(tables: dict[str, dict | None]) -> dict[str, TableMappi
         if spec is None:  # switched off by the user
             continue
         attributes = spec.get("attributes")
+        if spec.get("file") and spec.get("catalog"):
+            raise ValueError(f"data.tables.{name}: give a file or a catalog table, not both")
         mappings[name] = TableMapping(
             table=name,
             file=spec.get("file") or f"{name}.parquet",
             columns={k: v for k, v in (spec.get("columns") or {}).items() if v is not None},
             attributes=tuple(attributes) if attributes is not None else None,
+            catalog=spec.get("catalog") or None,
         )
     return mappings
 
@@ -137,17 +145,19 @@ class UnreadableTable(ValueError):
 _PARQUET_MAGIC = b"PAR1"
 
 
-def read_table(con: ibis.BaseBackend, path: Path) -> ibis.Table:
-    """Open one raw file lazily: Parquet (a file or a folder of parts) or CSV.
+def read_table(con: ibis.BaseBackend, path: parquet.Location) -> ibis.Table:
+    """Open one raw file lazily: Parquet (a file or a folder of parts, local or a URI) or CSV.
 
     Raises `UnreadableTable` naming the file and the reason (empty, not Parquet, unsupported type)
     instead of the engine's own error.
     """
+    if parquet.is_remote(path):  # a folder or file on the cluster's file system: Spark reads it
+        return _opened(lambda: parquet.read(con, path), path, "Parquet")
     path = Path(path)
     if path.is_dir():
         if not any(path.rglob("*.parquet")):
             raise UnreadableTable(f"{path} is a folder with no .parquet files in it")
-        return _opened(lambda: con.read_parquet(str(path / "**" / "*.parquet")), path, "Parquet")
+        return _opened(lambda: parquet.read(con, path), path, "Parquet")
     suffix = "".join(path.suffixes).lower()
     if suffix.endswith(".parquet") or suffix.endswith(".pq"):
         _check_parquet_file(path)
@@ -190,27 +200,51 @@ def _opened(open_fn: Callable[[], ibis.Table], path: Path, kind: str) -> ibis.Ta
         raise UnreadableTable(f"{path} is not a readable {kind} file ({reason})") from None
 
 
+def read_catalog_table(con: ibis.BaseBackend, name: str) -> ibis.Table:
+    """A table of the Spark catalog, "db.table" or "catalog.db.table"."""
+    if not spark.is_spark(con):
+        raise UnreadableTable(f"catalog table {name} is read through Spark; set engine.backend: spark")
+    *database, table = name.split(".")
+    return _opened(lambda: con.table(table, database=tuple(database) if len(database) > 1 else
+                                     (database[0] if database else None)), name, "catalog")
+
+
+def source(folder: parquet.Location, mapping: TableMapping) -> str:
+    """Where a mapped table is read from, for messages: its catalog name or its file."""
+    return mapping.catalog or str(parquet.join(folder, mapping.file))
+
+
+def open_mapped(con: ibis.BaseBackend, folder: parquet.Location, mapping: TableMapping) -> ibis.Table | None:
+    """The table of one mapping: its catalog table, or its file in `folder`; None when the file
+    does not exist. Raises `UnreadableTable` for one that exists but cannot be read."""
+    if mapping.catalog:
+        return read_catalog_table(con, mapping.catalog)
+    location = parquet.join(folder, mapping.file)
+    if not parquet.exists(con, location):
+        return None
+    return read_table(con, location)
+
+
 def open_raw_tables(
-    con: ibis.BaseBackend, folder: Path, mappings: dict[str, TableMapping]
+    con: ibis.BaseBackend, folder: parquet.Location, mappings: dict[str, TableMapping]
 ) -> dict[str, ibis.Table]:
     """Open every mapped table whose file exists, without renaming anything yet.
 
     `customers` is required; an optional table whose file is absent is left out, and its
     features are simply not built.
     """
-    folder = Path(folder)
-    if not folder.exists():
+    if not parquet.exists(con, folder):
         raise FileNotFoundError(f"dataset folder {folder} does not exist")
     if "customers" not in mappings:
         raise ValueError("data.tables: 'customers' is required by the contract")
     tables: dict[str, ibis.Table] = {}
     for name, mapping in mappings.items():
-        path = folder / mapping.file
-        if not path.exists():
+        table = open_mapped(con, folder, mapping)
+        if table is None:
             if name == "customers":
-                raise FileNotFoundError(f"table 'customers' is required but {path} does not exist")
+                raise FileNotFoundError(f"table 'customers' is required but {source(folder, mapping)} does not exist")
             continue
-        tables[name] = read_table(con, path)
+        tables[name] = table
     if not set(tables) & set(ACTIVITY_TABLES):
         raise ValueError(
             f"{folder}: the contract needs at least one activity table besides customers "
@@ -219,13 +253,13 @@ def open_raw_tables(
     return tables
 
 
-def open_contract_tables(con: ibis.BaseBackend, folder: Path) -> dict[str, ibis.Table]:
-    """Open the validated tables (contract names, one `<table>.parquet` each) written by validate."""
-    folder = Path(folder)
+def open_contract_tables(con: ibis.BaseBackend, folder: parquet.Location) -> dict[str, ibis.Table]:
+    """Open the validated tables (contract names, one `<table>.parquet` file or folder each) written
+    by validate, on either engine."""
     tables = {
-        name: con.read_parquet(str(folder / f"{name}.parquet"))
+        name: parquet.read(con, parquet.join(folder, f"{name}.parquet"))
         for name in CONTRACT
-        if (folder / f"{name}.parquet").exists()
+        if parquet.exists(con, parquet.join(folder, f"{name}.parquet"))
     }
     if "customers" not in tables:
         raise FileNotFoundError(f"{folder}: no customers.parquet; run the validate stage first")

@@ -8,6 +8,7 @@ from typing import Any
 
 import ibis
 
+from churnml.data import parquet
 from churnml.data.engine import connect_configured
 from churnml.data.contract import mappings_from_config
 from churnml.data.validation.files import missing_folder, open_dataset
@@ -17,7 +18,7 @@ from churnml.data.validation.run import ValidatedData, validate_tables
 
 def validate_folder(
     con: ibis.BaseBackend,
-    folder: Path,
+    folder: parquet.Location,
     tables: dict,
     *,
     checks: dict[str, str] | None = None,
@@ -31,9 +32,11 @@ def validate_folder(
     mistake in the config itself (an unknown table or check, a date not in YYYY-MM-DD form).
     """
     mappings = mappings_from_config(tables)
-    if not Path(folder).is_dir():
-        raise ValidationError([missing_folder(Path(folder))])
-    raw, opened = open_dataset(con, Path(folder), mappings)
+    # a dataset mapped wholly to catalog tables needs no folder
+    in_folder = any(not m.catalog for m in mappings.values())
+    if in_folder and not (parquet.exists(con, folder) and (parquet.is_remote(folder) or Path(folder).is_dir())):
+        raise ValidationError([missing_folder(folder)])
+    raw, opened = open_dataset(con, folder, mappings)
     return validate_tables(
         con, raw, mappings, checks=checks, score_range=tuple(score_range), reference_time=reference_time,
         opened=opened,
@@ -45,6 +48,6 @@ def validate_configured(data: dict[str, Any], engine: dict[str, Any], folder: Pa
     checks, on an engine opened with the `engine` section: the contract-named tables."""
     con = connect_configured(engine)
     return validate_folder(
-        con, Path(folder or data["path"]), data["tables"], checks=data.get("checks"),
+        con, folder or data["path"], data["tables"], checks=data.get("checks"),
         score_range=tuple(data["score_range"]), reference_time=data.get("reference_time"),
     ).tables

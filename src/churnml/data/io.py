@@ -22,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from churnml.data import spark
+
 log = logging.getLogger(__name__)
 
 # About when this process started (io is imported at the start of every entry point): temp files
@@ -136,14 +138,18 @@ def write_parquet(frame: pd.DataFrame, target: Path) -> Path:
         tmp, index=False, engine="pyarrow", compression=PARQUET_COMPRESSION, row_group_size=PARQUET_ROW_GROUP_SIZE))
 
 
-def copy_parquet(con: Any, table: Any, path: Path, order_by: list[str]) -> None:
-    """Write an engine table (Ibis on DuckDB) to `path` in the order of `order_by`.
+def copy_parquet(con: Any, table: Any, path: Path | str, order_by: list[str]) -> None:
+    """Write an engine table to `path` in the order of `order_by`: one Parquet file on DuckDB, a
+    Parquet folder written by the executors on Spark.
 
     The engine runs with preserve_insertion_order off, so without an ORDER BY the rows land in
     whatever order the threads finish. `order_by` must make the order total (a unique key, or
     every column) for reruns to give the same bytes. Not atomic by itself: write to an
     `atomic_path`.
     """
+    if spark.is_spark(con):
+        spark.write_parquet(con, table, str(path), order_by, PARQUET_COMPRESSION)
+        return
     con.to_parquet(table.order_by(order_by), str(path),
                    compression=PARQUET_COMPRESSION, row_group_size=PARQUET_ROW_GROUP_SIZE)
 

@@ -29,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from churnml.data import parquet, spark
 from churnml.features import purchase_process
 from churnml.features.catalog import FeatureInfo
 from churnml.data.io import atomic_path, copy_parquet
@@ -501,14 +502,14 @@ def build_features(tables: dict[str, ir.Table], observations: ir.Table, spec: Fe
 
 def _with_purchase_process(result: ir.Table, orders: ir.Table, obs: ir.Table, spec: FeatureSpec,
                            cutoffs: list[datetime], population: purchase_process.Population | None) -> ir.Table:
-    """Left join of the purchase-process features: the model's closed forms run in numpy, so
-    they come back as an in-memory table (one row per observation with a purchase before it)."""
+    """Left join of the purchase-process features (one row per observation with a purchase before
+    it): the model's closed forms run in numpy, batch by batch (`purchase_process.features`)."""
     population = dict(population or {})
     missing = [c for c in cutoffs if c not in population]
     if missing:
         population.update(purchase_process.fit_population(orders, missing))
     ppr = purchase_process.features(orders, obs, int(spec.horizon_days), population)
-    joined = result.left_join(ibis.memtable(ppr), CUSTOMER_KEYS)
+    joined = result.left_join(ppr, CUSTOMER_KEYS)
     return joined.drop("customer_id_right", "cutoff_right")
 
 
@@ -657,18 +658,23 @@ def fit_population(spec: FeatureSpec, tables: dict[str, ir.Table],
 
 
 def write_features(con: ibis.BaseBackend, tables: dict[str, ir.Table], observations: ir.Table,
-                   spec: FeatureSpec, target: Path, customers_per_chunk: int = 250_000) -> int:
+                   spec: FeatureSpec, target: parquet.Location, customers_per_chunk: int = 250_000) -> int:
     """Build the features chunk by chunk of customers and write them atomically to `target`.
 
     Customers are independent, so each chunk is a complete build on a slice of every table; the
     largest hash tables then hold one chunk, and memory stays bounded whatever the base size.
-    Returns the number of chunks. Rows are sorted by (customer_id, cutoff), so the file is the same
+    On Spark (or to a URI) the build is one job, written as a Parquet folder. Returns the number
+    of chunks. Rows are sorted by (customer_id, cutoff), so the file is the same
     bytes whatever the threads or the chunking: a rerun on unchanged inputs changes nothing downstream.
     """
-    customers = int(observations.select("customer_id").distinct().count().execute())
-    slices = max(1, math.ceil(customers / max(1, customers_per_chunk)))
     cutoffs = observations.select(cutoff=observations.cutoff.cast("timestamp")).distinct().to_pandas()["cutoff"]
     population = fit_population(spec, tables, [pd.Timestamp(c).to_pydatetime() for c in cutoffs])
+    if spark.is_spark(con) or parquet.is_remote(target):
+        # Spark bounds memory itself, per partition; its executors write a Parquet folder
+        parquet.write(con, build_features(tables, observations, spec, population), target, CUSTOMER_KEYS)
+        return 1
+    customers = int(observations.select("customer_id").distinct().count().execute())
+    slices = max(1, math.ceil(customers / max(1, customers_per_chunk)))
     with atomic_path(Path(target)) as tmp:
         if slices == 1:
             copy_parquet(con, build_features(tables, observations, spec, population), tmp, CUSTOMER_KEYS)

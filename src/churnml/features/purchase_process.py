@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from churnml.data.engine import map_batches
 from churnml.features import btyd
 from churnml.features.catalog import FeatureInfo
 from churnml.features.windows import At, Grid, days_between, window_rows
@@ -120,11 +122,22 @@ def customer_summary(orders: ir.Table, obs: ir.Table, horizon_days: int) -> ir.T
     )
 
 
-def features(orders: ir.Table, obs: ir.Table, horizon_days: int, population: Population) -> pd.DataFrame:
+def features(orders: ir.Table, obs: ir.Table, horizon_days: int, population: Population) -> ir.Table:
     """(customer_id, cutoff, ppr_*) for the observations with a purchase before their cutoff; the
-    others get missing values from the caller's left join (no purchase, no purchase process)."""
+    others get missing values from the caller's left join (no purchase, no purchase process).
+
+    The closed forms run in numpy on batches of the per-customer summary: in process on DuckDB,
+    on the executors on Spark, so the summary is never collected there."""
     h = int(horizon_days)
-    s = customer_summary(orders, obs, h).to_pandas()
+    schema = ibis.schema({"customer_id": "string", "cutoff": "timestamp",
+                          **{info.name: "float64" for info in catalog(h)}})
+    return map_batches(customer_summary(orders, obs, h), partial(summary_features, horizon_days=h,
+                                                                 population=population), schema)
+
+
+def summary_features(s: pd.DataFrame, horizon_days: int, population: Population) -> pd.DataFrame:
+    """The ppr_* features of rows of `customer_summary`, row by row."""
+    h = int(horizon_days)
     names = [info.name for info in catalog(h)]
     out = pd.DataFrame({"customer_id": s["customer_id"].astype("string"),
                         "cutoff": pd.to_datetime(s["cutoff"])})

@@ -7,15 +7,14 @@ contract needs it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import ibis
 
-from churnml.data.contract import TableMapping, UnreadableTable, read_table
+from churnml.data.contract import TableMapping, UnreadableTable, open_mapped
+from churnml.data.parquet import Location
 from churnml.data.validation.findings import CONFIG, Finding
 
 
-def missing_folder(folder: Path) -> Finding:
+def missing_folder(folder: Location) -> Finding:
     """The finding for a dataset folder that does not exist."""
     return Finding(
         check="missing_table",
@@ -29,22 +28,23 @@ def missing_folder(folder: Path) -> Finding:
 
 
 def open_dataset(
-    con: ibis.BaseBackend, folder: Path, mappings: dict[str, TableMapping]
+    con: ibis.BaseBackend, folder: Location, mappings: dict[str, TableMapping]
 ) -> tuple[dict[str, ibis.Table], list[Finding]]:
-    """(the mapped tables whose files could be opened, a finding per file that could not).
+    """(the mapped tables whose files or catalog tables could be opened, a finding per one that
+    could not).
 
     The folder must exist (see `missing_folder`).
     """
     tables: dict[str, ibis.Table] = {}
     findings: list[Finding] = []
     for name, mapping in mappings.items():
-        path = Path(folder) / mapping.file
-        if not path.exists():
-            continue
         try:
-            tables[name] = read_table(con, path)
+            table = open_mapped(con, folder, mapping)
         except UnreadableTable as exc:
             findings.append(_unreadable(name, mapping, exc))
+            continue
+        if table is not None:
+            tables[name] = table
     return tables, findings
 
 

@@ -16,10 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 import ibis
-import pyarrow.parquet as pq
 
+from churnml.data import parquet
 from churnml.data.contract import ACTIVITY_TABLES, CONTRACT, TableMapping
 from churnml.data.io import atomic_path, copy_parquet
+from churnml.data.parquet import Location, is_remote, join
 from churnml.data.validation.findings import Finding, ValidationError, resolve_checks
 from churnml.data.validation.keys import (count_duplicates, duplicate_customer_checks, null_key_checks,
                                           unknown_customer_checks)
@@ -109,25 +110,31 @@ def validate_tables(
     return ValidatedData(tables=tables, findings=findings)
 
 
-def write_validated(con: ibis.BaseBackend, data: ValidatedData, out_dir: Path) -> dict:
+def write_validated(con: ibis.BaseBackend, data: ValidatedData, out_dir: Location) -> dict:
     """Write `<table>.parquet` per table into `out_dir` (replaced atomically); return the report.
 
-    The report is JSON-able: ``{"tables": {name: {"rows", "columns", "types"}}, "findings": [...]}``.
+    On Spark each table is a Parquet folder; `out_dir` may then be a URI, and each table is
+    replaced atomically on its own. The report is JSON-able: ``{"tables": {name: {"rows",
+    "columns", "types"}}, "findings": [...]}``.
     """
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir(parents=True)
+    # every column in the sort, the customer first: rows that tie on the key and time (two
+    # events in the same second) still land in one order, so a rerun on unchanged data writes
+    # the same bytes and DVC reruns nothing downstream
+    orders = {name: ["customer_id", *[c for c in table.columns if c != "customer_id"]]
+              for name, table in data.tables.items()}
+    if is_remote(out_dir):
         for name, table in data.tables.items():
-            # every column in the sort, the customer first: rows that tie on the key and time
-            # (two events in the same second) still land in one order, so a rerun on unchanged
-            # data writes the same bytes and DVC reruns nothing downstream
-            order = ["customer_id", *[c for c in table.columns if c != "customer_id"]]
-            copy_parquet(con, table, tmp / f"{name}.parquet", order)
+            parquet.write(con, table, join(out_dir, f"{name}.parquet"), orders[name])
+    else:
+        with atomic_path(Path(out_dir)) as tmp:
+            tmp.mkdir(parents=True)
+            for name, table in data.tables.items():
+                copy_parquet(con, table, tmp / f"{name}.parquet", orders[name])
     report_tables = {}
     for name, table in data.tables.items():
         schema = table.schema()
         report_tables[name] = {
-            "rows": int(pq.read_metadata(out_dir / f"{name}.parquet").num_rows),
+            "rows": parquet.rows(con, join(out_dir, f"{name}.parquet")),
             "columns": list(schema.names),
             "types": {n: str(t) for n, t in schema.items()},
         }
