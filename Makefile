@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 DATASET := data/raw/default
 
 # Offline by design: no usage telemetry from MLflow or DVC.
@@ -14,7 +15,7 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install data params ui bench clean
+.PHONY: run test install install-test data params ui bench clean
 
 ## run: set up, generate the default dataset if missing, run every DVC stage
 run: install data
@@ -26,8 +27,8 @@ run: install data
 	@echo "Campaign:      churnml target --scores data/scores/scores.parquet --budget 500"
 	@echo "MLflow UI:     make ui, then open http://127.0.0.1:5000 (experiment 'churnml', model 'churnml@champion')"
 
-## test: set up and run the test suite
-test: install
+## test: set up (with the spark extra as well) and run the test suite
+test: install-test
 	pytest
 
 ## install: create .venv and install churnml with the pinned versions
@@ -38,6 +39,15 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+## install-test: the same plus the spark extra (pyspark, for the Spark tests); `make run` never needs it
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,spark]'
+	@touch $(STAMP) $(TEST_STAMP)
 
 ## data: generate the embedded default dataset (5,000 customers, 18 months)
 data: $(DATASET)/customers.parquet

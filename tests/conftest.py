@@ -19,3 +19,39 @@ def _tracking_uri_stays_in_its_test():
     mlflow.set_tracking_uri(before)
     if before is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def _java_missing() -> str | None:
+    """Why Spark cannot start here, or None."""
+    import shutil
+
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))):
+        return "no Java runtime (java not on PATH, no JAVA_HOME): .ci/run installs Debian's openjdk-17-jre-headless"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark_engine():
+    """Ibis on one local Spark session (local[2]) for the whole run: a JVM takes seconds to start.
+
+    Skipped, with the reason printed, only when no Java runtime can be found; pyspark itself is
+    installed by `make test` (the spark extra), so its absence under CI is a failure."""
+    reason = _java_missing()
+    if reason:
+        pytest.skip(f"Spark tests skipped: {reason}")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("Spark tests skipped: pyspark is not installed (pip install -e '.[dev,spark]', as make test does)")
+    from churnml.data.engine import connect_configured
+
+    con = connect_configured({"backend": "spark", "spark": {
+        "master": "local[2]", "app_name": "churnml-tests", "driver_memory": "2g", "shuffle_partitions": 2,
+        # tiny data: planning, not work, is the cost; no UI port, no whole-stage code generation
+        "conf": {"spark.ui.enabled": "false", "spark.sql.codegen.wholeStage": "false"}}})
+    con._session.sparkContext.setLogLevel("ERROR")
+    yield con
+    con._session.stop()
