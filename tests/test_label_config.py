@@ -138,9 +138,8 @@ def test_a_test_date_after_every_cutoff_is_refused():
 # ---------------------------------------------------------------- user labels: all, none, some
 
 
-@pytest.fixture()
-def tables():
-    connect()
+def small_frames() -> dict[str, pd.DataFrame]:
+    """Two subscribers (A lapses and restarts, B ends) and two event-only customers (C, D)."""
     customers = pd.DataFrame({"customer_id": ["A", "B", "C", "D"],
                               "signup_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-15",
                                                              "2024-03-20"])})
@@ -151,8 +150,13 @@ def tables():
                            "timestamp": pd.to_datetime(["2024-01-20", "2024-02-10", "2024-03-05", "2024-05-20",
                                                         "2024-06-25", "2024-03-25", "2024-04-02", "2024-06-30"]),
                            "event_type": ["login"] * 8})
-    return {name: ibis.memtable(frame) for name, frame in
-            {"customers": customers, "subscriptions": subscriptions, "events": events}.items()}
+    return {"customers": customers, "subscriptions": subscriptions, "events": events}
+
+
+@pytest.fixture()
+def tables():
+    connect()
+    return {name: ibis.memtable(frame) for name, frame in small_frames().items()}
 
 
 # C and D are active at every one of these cutoffs, so the inactivity fallback observes every row

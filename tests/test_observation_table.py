@@ -18,6 +18,7 @@ from churnml.data.engine import connect
 from churnml.features.label_times import (LabelSpec, SplitSpec, build_observations, candidates, label_rows,
                                           observation_table, observed_until)
 from churnml.features.splits import cutoff_counts, decide_split, split_by_cutoff, split_of
+from test_label_config import small_frames
 
 SCHEMA = {"customer_id": "string", "cutoff": "timestamp(6)", "label": "int8", "split": "string",
           "definition": "string"}
@@ -26,19 +27,12 @@ SCHEMA = {"customer_id": "string", "cutoff": "timestamp(6)", "label": "int8", "s
 @pytest.fixture()
 def tables():
     connect()  # the default backend executes memtables
-    customers = pd.DataFrame({"customer_id": ["A", "B", "C", "D"],
-                              "signup_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-15",
-                                                             "2024-03-20"])})
-    subscriptions = pd.DataFrame({"customer_id": ["A", "A", "B"],
-                                  "start_date": pd.to_datetime(["2024-01-01", "2024-03-14", "2024-01-01"]),
-                                  "end_date": pd.to_datetime(["2024-03-10", None, "2024-04-15"])})
-    events = pd.DataFrame({"customer_id": ["C"] * 5 + ["D"] * 3,
-                           "timestamp": pd.to_datetime(["2024-01-20 10:00", "2024-02-10", "2024-03-05",
-                                                        "2024-05-20", "2024-06-25", "2024-03-25", "2024-04-02",
-                                                        "2024-06-30 23:00"], format="ISO8601"),
-                           "event_type": ["login"] * 8})
-    return {name: ibis.memtable(frame) for name, frame in
-            {"customers": customers, "subscriptions": subscriptions, "events": events}.items()}
+    frames = small_frames()
+    # times of day on the first and last events: labels compare instants, not only dates
+    stamps = frames["events"]["timestamp"]
+    frames["events"]["timestamp"] = stamps.mask(stamps.index == 0, stamps + pd.Timedelta(hours=10)).mask(
+        stamps.index == len(stamps) - 1, stamps + pd.Timedelta(hours=23))
+    return {name: ibis.memtable(frame) for name, frame in frames.items()}
 
 
 def sorted_frame(table: ibis.Table) -> pd.DataFrame:

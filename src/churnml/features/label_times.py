@@ -415,20 +415,12 @@ def observation_table(
     return table, summary
 
 
-def build_observations(
-    tables: dict[str, ibis.Table],
-    spec: LabelSpec,
-    split: SplitSpec,
-    *,
-    freq: str = "MS",
-    start: datetime | None = None,
-    end: datetime | None = None,
-    min_history_days: int = 60,
-    custom: pd.DataFrame | ibis.Table | None = None,
-) -> tuple[pd.DataFrame, ObservationSummary]:
-    """`observation_table` collected: a frame sorted by cutoff and customer_id, and the summary."""
-    table, summary = observation_table(tables, spec, split, freq=freq, start=start, end=end,
-                                       min_history_days=min_history_days, custom=custom)
+def build_observations(tables: dict[str, ibis.Table], spec: LabelSpec, split: SplitSpec, **options: Any
+                       ) -> tuple[pd.DataFrame, ObservationSummary]:
+    """`observation_table(tables, spec, split, **options)` collected: a frame sorted by cutoff and
+    customer_id, and the summary. The options (freq, start, end, min_history_days, custom) are
+    `observation_table`'s, written once there."""
+    table, summary = observation_table(tables, spec, split, **options)
     frame = table.to_pandas().sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
     out = pd.DataFrame(
         {
