@@ -123,3 +123,58 @@ def test_observations_and_features_are_identical(validated, spark_engine, defini
     if features:
         assert features["duckdb"].shape[1] > 60
         assert_identical(features["duckdb"], features["spark"], ["customer_id", "cutoff"])
+
+
+@pytest.fixture(scope="module")
+def small_model(validated):
+    """A calibrated model with a drift profile, trained in process on the DuckDB copy."""
+    from churnml.modeling.booster import booster_params, predict_raw, set_calibration, set_profile, train_booster
+    from churnml.modeling.calibration import fit_calibration
+    from churnml.modeling.matrix import design_matrix
+    from churnml.scoring.drift import feature_profile
+    from churnml.features.build import feature_catalog
+
+    root, _ = validated
+    tables = open_contract_tables(connect(), root / "validated_duckdb")
+    obs, _ = build_observations(tables, LabelSpec(definition="hybrid", horizon_days=30),
+                                SplitSpec(test_cutoffs=1, valid_cutoffs=1), freq="MS", min_history_days=60)
+    spec = plan_features(tables, families=ALL, windows=[7, 30])
+    rows = obs.merge(build_features(tables, ibis.memtable(obs[["customer_id", "cutoff"]]), spec).to_pandas(),
+                     on=["customer_id", "cutoff"])
+    xy = {s: (design_matrix(p, spec), p["label"].to_numpy(float)) for s, p in rows.groupby("split")}
+    booster = train_booster(xy["train"], xy["valid"], spec, booster_params({"max_depth": 3}, 7, None), 40, 10)
+    set_calibration(booster, fit_calibration(xy["valid"][1], predict_raw(booster, xy["valid"][0], spec), 7,
+                                             method="platt"))
+    set_profile(booster, feature_profile(xy["train"][0], feature_catalog(spec), spec.levels))
+    return booster
+
+
+def test_scores_reasons_and_summary_are_identical(validated, small_model, spark_engine, tmp_path):
+    """The whole base scored on the executors (mapInPandas, the model broadcast, ranks numbered
+    across partitions) gives the file and the summary that scoring in process gives."""
+    from churnml.scoring.batch import default_as_of, score_customers
+    from churnml.scoring.partitioned import score_partitioned
+
+    root, _ = validated
+    options = dict(label_spec=LabelSpec(definition="hybrid", horizon_days=30),
+                   risk_tiers={"high": 0.3, "medium": 0.1, "low": 0.0}, top_k=3, explain="at-risk",
+                   model_version="7")
+    duck_tables = open_contract_tables(connect(), root / "validated_duckdb")
+    as_of = default_as_of(duck_tables)
+    duck, duck_summary = score_customers(duck_tables, small_model, as_of=as_of, customers_per_chunk=40, **options)
+    spark_tables = open_contract_tables(spark_engine, root / "validated_spark")
+    target = tmp_path / "scores.parquet"
+    target.mkdir()  # a previous output, replaced whole
+    (target / "part-00009.parquet").write_bytes(b"old")
+    spark_summary = score_partitioned(spark_tables, small_model, target, as_of=as_of, **options)
+
+    assert sorted(p.name for p in target.iterdir())[0] == "part-00000.snappy.parquet"
+    assert not (target / "part-00009.parquet").exists()
+    spark = pd.read_parquet(target)
+    assert len(duck) > 50 and duck["reason_1"].notna().sum() > 10 and duck["status"].nunique() == 2
+    assert spark["rank"].tolist() == list(range(1, len(duck) + 1))  # read back in rank order
+    assert_identical(duck, spark, ["rank"])
+    timing = {"chunks", "phases_s"}
+    assert {k: v for k, v in spark_summary.items() if k not in timing} == \
+        {k: v for k, v in duck_summary.items() if k not in timing}
+    assert spark_summary["drift"] and sum(spark_summary["probability_histogram"]["counts"]) == len(duck)

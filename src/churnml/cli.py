@@ -47,7 +47,7 @@ def _score(args: argparse.Namespace) -> int:
         data_dir=Path(args.data) if args.data else None,
         as_of=args.as_of,
         model_uri=args.model,
-        out=Path(args.out) if args.out else None,
+        out=args.out or None,  # a path, or on Spark a URI (which Path would mangle)
         top_k=args.top_k,
         explain=args.explain,
     )
@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--as-of", type=_iso_date,
                        help="score date, YYYY-MM-DD only (default: the day after the last activity)")
     score.add_argument("--model", help="model URI (default: score.model_uri, models:/<tracking.registered_model>@<tracking.champion_alias>)")
-    score.add_argument("--out", help="scores file, .parquet or .csv (default: paths.scores)")
+    score.add_argument("--out", help="scores file, .parquet or .csv; on Spark a Parquet folder, a path or URI (default: paths.scores)")
     score.add_argument("--top-k", type=int, help="reasons per customer (default: score.top_k)")
     score.add_argument("--explain", choices=["at-risk", "all", "none"], help="whose reasons to give")
     score.add_argument("--params", default="params.yaml", help="composed config (default params.yaml)")

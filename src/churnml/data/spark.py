@@ -185,3 +185,47 @@ def replace(con: ibis.BaseBackend, new: str, target: str) -> None:
 def delete(con: ibis.BaseBackend, location: str) -> None:
     fs, path = _filesystem(con, location)
     fs.delete(path, True)
+
+
+def persisted(con: ibis.BaseBackend, table: ibis.Table) -> tuple[ibis.Table, Callable[[], Any]]:
+    """`table` kept by the executors once computed (memory, then disk), for work that reads it more
+    than once; and the function that lets it go."""
+    frame = to_frame(con, table).persist()
+    return from_frame(con, frame), frame.unpersist
+
+
+def broadcast(con: ibis.BaseBackend, value: Any) -> Any:
+    """`value` shipped once to each executor; read it there as `.value`."""
+    return con._session.sparkContext.broadcast(value)
+
+
+def partitions(con: ibis.BaseBackend, table: ibis.Table) -> int:
+    return int(to_frame(con, table).rdd.getNumPartitions())
+
+
+def numbered(con: ibis.BaseBackend, table: ibis.Table, order: list[tuple[str, bool]], name: str
+             ) -> tuple[ibis.Table, Callable[[], Any]]:
+    """`table` with `name` = 1, 2, ... in the order of `order` ((column, ascending) pairs making a
+    total order), and the function that releases the rows kept for it.
+
+    A window over the whole table would move every row through one task. Instead the rows are
+    range-partitioned by the order, each partition counts its rows, and a row's number is the
+    count of the partitions before its own plus its place in it.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    keys = [F.col(column).asc() if ascending else F.col(column).desc() for column, ascending in order]
+    # kept: the counts and the numbering must see the same partitions
+    frame = to_frame(con, table).orderBy(*keys).withColumn("_partition", F.spark_partition_id()).persist()
+    sizes = sorted((row["_partition"], row["count"]) for row in frame.groupBy("_partition").count().collect())
+    offsets, before = [], 0
+    for partition, size in sizes:
+        offsets.append((partition, before))
+        before += size
+    starts = con._session.createDataFrame(offsets, "_partition int, _offset long")
+    place = F.row_number().over(Window.partitionBy("_partition").orderBy(*keys))
+    result = (frame.join(F.broadcast(starts), "_partition")
+              .withColumn(name, (F.col("_offset") + place).cast("long"))
+              .drop("_partition", "_offset"))
+    return from_frame(con, result), frame.unpersist

@@ -265,11 +265,8 @@ def _version_of(model_uri: str) -> str:
     return version or model_uri
 
 
-def log_scoring_run(experiment: str, artifact_location: str | None, summary: dict, probabilities,
-                    summary_path: Path) -> str:
+def log_scoring_run(experiment: str, artifact_location: str | None, summary: dict, summary_path: Path) -> str:
     """Log a scoring run in its own experiment: counts, the score distribution and the drift."""
-    import numpy as np
-
     configure(mlflow.get_tracking_uri(), experiment, artifact_location)
     with start_run(f"the scoring run as of {summary['as_of']}", run_name=f"score {summary['as_of']}") as run:
         mlflow.set_tags({"churnml.model_version": summary["model_version"], "churnml.as_of": summary["as_of"]})
@@ -286,8 +283,7 @@ def log_scoring_run(experiment: str, artifact_location: str | None, summary: dic
             # a table the MLflow UI shows and compares across scoring runs
             mlflow.log_table(pd.DataFrame(summary["drift"]), "drift.json")
             mlflow.log_metric("max_psi", max(row["psi"] for row in summary["drift"]))
-        counts, edges = np.histogram(probabilities, bins=20, range=(0, 1))
-        mlflow.log_dict({"edges": edges.round(4).tolist(), "counts": counts.tolist()}, "score_histogram.json")
+        mlflow.log_dict(summary["probability_histogram"], "score_histogram.json")
         mlflow.log_artifact(str(summary_path))
     return run.info.run_id
 

@@ -75,6 +75,23 @@ def bin_counts(profile: dict[str, Any], matrix: pd.DataFrame) -> dict[str, np.nd
     return counts
 
 
+def counts_frame(counts: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Bin counts as rows (feature, bin, rows): the form a distributed engine sums across partitions."""
+    rows = [(name, b, int(n)) for name, values in counts.items() for b, n in enumerate(values)]
+    frame = pd.DataFrame(rows, columns=["feature", "bin", "rows"])
+    return frame.astype({"feature": "string", "bin": "int64", "rows": "int64"})
+
+
+def counts_from_frame(profile: dict[str, Any], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """`counts_frame` rows summed back into each profiled feature's bins (bins nobody fell in: 0)."""
+    sizes = {name: (int(entry["levels"]) if entry["kind"] == "categorical" else len(entry["edges"]) + 1) + 1
+             for name, entry in profile["features"].items()}
+    counts = {name: np.zeros(size, dtype="int64") for name, size in sizes.items()}
+    for name, b, n in frame[["feature", "bin", "rows"]].itertuples(index=False):
+        counts[str(name)][int(b)] += int(n)
+    return counts
+
+
 def add_counts(total: dict[str, np.ndarray] | None, more: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return dict(more) if total is None else {name: total[name] + more[name] for name in total}
 

@@ -14,12 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from churnml.data import parquet, spark
 from churnml.data.dataset import validate_configured
 from churnml.data.io import write_json, write_table
 from churnml.data.validation.times import parse_iso_datetime
 from churnml.features.label_times import label_spec
 from churnml.modeling import tracking
 from churnml.scoring.batch import default_as_of, score_customers
+from churnml.scoring.partitioned import score_partitioned
 
 
 def score_dataset(
@@ -28,11 +30,12 @@ def score_dataset(
     data_dir: Path | None = None,
     as_of: str | None = None,
     model_uri: str | None = None,
-    out: Path | None = None,
+    out: parquet.Location | None = None,
     top_k: int | None = None,
     explain: str | None = None,
-) -> Path:
-    """Score every eligible customer of a raw dataset; returns the scores file.
+) -> parquet.Location:
+    """Score every eligible customer of a raw dataset; returns where the scores are: a file, or on
+    Spark a Parquet folder (a path or a URI) written by the executors.
 
     Arguments left as None take their value from `params`.
     """
@@ -45,27 +48,37 @@ def score_dataset(
     tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     booster, version = tracking.load_booster(model_uri or score_cfg["model_uri"])
     started = time.perf_counter()
-    scores, summary = score_customers(
-        tables, booster, as_of=when, label_spec=label_spec(params["labels"]),
-        risk_tiers=dict(score_cfg["risk_tiers"]), top_k=int(top_k or score_cfg["top_k"]),
-        explain=explain or score_cfg["explain"], model_version=version,
-        value=params["evaluate"]["economics"], customers_per_chunk=int(params["engine"]["customers_per_chunk"]),
-        progress=sys.stderr.isatty(), device=params["model"].get("device", "cpu"),
+    options = dict(
+        as_of=when, label_spec=label_spec(params["labels"]), risk_tiers=dict(score_cfg["risk_tiers"]),
+        top_k=int(top_k or score_cfg["top_k"]), explain=explain or score_cfg["explain"], model_version=version,
+        value=params["evaluate"]["economics"], device=params["model"].get("device", "cpu"),
         population=score_cfg.get("population", "all"), lapsed_within_days=score_cfg.get("lapsed_within_days", 365),
     )
-    target = out or Path(params["paths"]["scores"])
-    written = time.perf_counter()
-    write_table(scores, target)
-    summary["phases_s"]["write"] = round(time.perf_counter() - written, 2)
+    target = out or params["paths"]["scores"]
+    if spark.is_spark(tables["customers"]._find_backend(use_default=True)):
+        summary = score_partitioned(tables, booster, target, **options)
+    else:
+        target = Path(target)
+        scores, summary = score_customers(tables, booster, **options, progress=sys.stderr.isatty(),
+                                          customers_per_chunk=int(params["engine"]["customers_per_chunk"]))
+        written = time.perf_counter()
+        write_table(scores, target)
+        summary["phases_s"]["write"] = round(time.perf_counter() - written, 2)
     summary["runtime_s"] = round(time.perf_counter() - started, 2)
-    summary_path = write_json(summary, target.with_name(target.stem + "_summary.json"))
+    summary_path = write_json(summary, summary_file(target, Path(params["paths"]["reports"])))
     tracking.log_scoring_run(track.get("scoring_experiment") or f"{track['experiment']}-scoring",
-                             track.get("artifact_location"), summary,
-                             scores["churn_probability"].to_numpy(), summary_path)
+                             track.get("artifact_location"), summary, summary_path)
     drifted = summary["drifted_features"]
     print(summary_line(summary, version))
     print(f"drift (PSI > 0.25): {', '.join(drifted[:10]) + (' ...' if len(drifted) > 10 else '') if drifted else 'none'}")
     return target
+
+
+def summary_file(target: parquet.Location, reports: Path) -> Path:
+    """The summary beside the scores (`scores_summary.json` for `scores.parquet`); for scores on a
+    cluster's file system, in the local reports folder, where MLflow and DVC read it."""
+    name = f"{Path(str(target).rstrip('/')).stem}_summary.json"
+    return reports / name if parquet.is_remote(target) else Path(target).with_name(name)
 
 
 def summary_line(summary: dict[str, Any], version: str) -> str:
