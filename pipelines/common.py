@@ -13,6 +13,7 @@ import ibis
 import pandas as pd
 import xgboost as xgb
 
+from churnml.data import parquet
 from churnml.data.contract import open_contract_tables
 from churnml.data.engine import connect
 from churnml.features.build import FeatureSpec
@@ -20,7 +21,8 @@ from churnml.data.io import read_json
 from churnml.modeling.booster import spec_of
 from churnml.params import load_params
 from churnml.data.engine import connect_configured
-from churnml.modeling.matrix import labelled_rows
+from churnml.modeling.distributed import SparkTraining, stratified_sample, workers
+from churnml.modeling.matrix import labelled_rows, labelled_table
 
 # MLflow and DVC stay offline: no usage telemetry from a pipeline run.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -51,10 +53,27 @@ def validated_tables(params: dict[str, Any], con: ibis.BaseBackend) -> dict[str,
     return open_contract_tables(con, params["paths"]["validated"])
 
 
+def on_spark(params: dict[str, Any]) -> bool:
+    return (params["engine"].get("backend") or "duckdb") == "spark"
+
+
 def labelled(params: dict[str, Any]) -> pd.DataFrame:
-    """The feature table joined to each observation's label and split."""
+    """The feature table joined to each observation's label and split. On Spark, the bounded
+    stratified sample of it that train's driver side works on (train.spark.sample_rows), so that
+    evaluate and explain see the same rows."""
+    if on_spark(params):
+        return spark_training(params).sample
     paths = params["paths"]
     return labelled_rows(pd.read_parquet(paths["features"]), pd.read_parquet(paths["observations"]))
+
+
+def spark_training(params: dict[str, Any]) -> SparkTraining:
+    """Every labelled row on the Spark engine, the driver's sample of them, and the workers."""
+    paths, settings = params["paths"], params["train"].get("spark") or {}
+    con = engine(params)
+    table = labelled_table(parquet.read(con, paths["features"]), parquet.read(con, paths["observations"]))
+    sample, drawn = stratified_sample(table, int(settings["sample_rows"]), int(params["seed"]))
+    return SparkTraining(con, table, sample, drawn, workers(con, settings.get("num_workers")))
 
 
 def trained_model(params: dict[str, Any]) -> tuple[xgb.Booster, FeatureSpec, dict[str, Any]]:

@@ -7,6 +7,10 @@ the same recipe on every labelled row, train, valid and test: it is the register
 one that scores. Everything is logged to one MLflow run (trials and baselines as nested runs, the
 held-out model as the artifact held_out_model/model.ubj). Whether the version becomes champion
 is the evaluate stage's gate.
+
+On Spark (engine.backend: spark) both models learn from every labelled row with xgboost.spark;
+everything else here works on a bounded stratified sample of them (train.spark.sample_rows), and
+the MLflow run says so.
 """
 
 import sys
@@ -25,6 +29,7 @@ from churnml.features.build import CUSTOMER_KEYS, FeatureSpec, feature_catalog
 from churnml.data.io import atomic_path, read_json, write_json, write_parquet
 from churnml.modeling.leakage import LeakageError, raise_for_leakage, single_feature_auc
 from churnml.modeling.booster import (booster_params, fit_of, fit_rounds, imbalance, predict_raw, mark_refit, set_calibration, set_fit, set_profile, train_booster, valid_score)
+from churnml.modeling.distributed import SparkTraining
 from churnml.modeling.folds import FoldPlan, fold_masks, purge_days, refit_rounds, rolling_origin_folds
 from churnml.modeling.provenance import data_fingerprint, git_commit
 from churnml.modeling.search import FoldData, Trial, check_space, cross_validate, search
@@ -43,15 +48,22 @@ def fold_data(rows: pd.DataFrame, plan: FoldPlan, index: int, spec: FeatureSpec,
 
 
 def refit(rows: pd.DataFrame, spec: FeatureSpec, catalog: list, params: dict, held_out, mode: str, power: float,
-          ceiling: int, plan: FoldPlan):
+          ceiling: int, plan: FoldPlan, on_spark: SparkTraining | None):
     """The held-out model's recipe on every labelled row (train, valid and test), its rounds
-    scaled from the train rows to all of them."""
+    scaled from the train rows to all of them. On Spark, `rows` is the sample: the fit is on
+    every row, the drift profile on the sample."""
     x_all, y_all = design_matrix(rows, spec), rows["label"].to_numpy(dtype="float64")
-    rows_fit = int((rows["split"] == "train").sum())
-    extra, weights = imbalance(y_all, mode)
-    n = refit_rounds(held_out.num_boosted_rounds(), len(y_all), rows_fit, power, ceiling)
-    booster = fit_rounds((x_all, y_all), spec, {**params, **extra}, n, weights)
-    return mark_refit(booster, held_out, len(y_all), feature_profile(x_all, catalog, spec.levels),
+    if on_spark is None:
+        rows_all, rows_fit = len(y_all), int((rows["split"] == "train").sum())
+    else:
+        rows_all, rows_fit = on_spark.rows(), on_spark.rows(["train"])
+    n = refit_rounds(held_out.num_boosted_rounds(), rows_all, rows_fit, power, ceiling)
+    if on_spark is None:
+        extra, weights = imbalance(y_all, mode)
+        booster = fit_rounds((x_all, y_all), spec, {**params, **extra}, n, weights)
+    else:
+        booster = on_spark.fit(spec, params, n, mode)
+    return mark_refit(booster, held_out, rows_all, feature_profile(x_all, catalog, spec.levels),
                       {"held_out_rows": rows_fit, "held_out_rounds": held_out.num_boosted_rounds(),
                        "rounds_power": power, "validation": plan.describe()})
 
@@ -77,7 +89,10 @@ def main() -> int:
     # first: a store that cannot be written stops the stage before any output is replaced
     tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     spec = FeatureSpec.from_dict(read_json(Path(paths["features"]).with_name("feature_spec.json")))
-    rows = common.labelled(params)
+    on_spark = common.spark_training(params) if common.on_spark(params) else None
+    rows = common.labelled(params) if on_spark is None else on_spark.sample
+    if on_spark is not None:
+        print(f"  {on_spark.describe()}")
     # constant features and copies of another feature teach nothing and split explanations in
     # two: they leave the spec, so the model, scoring and reasons never see them
     dropped = redundant_features(split_xy(rows, spec, "train")[0], feature_catalog(spec))
@@ -92,6 +107,9 @@ def main() -> int:
         return 1
     train, valid = split_xy(rows, spec, "train"), split_xy(rows, spec, "valid")
     test_rows = rows[rows["split"] == "test"]
+    # the rows the held-out model learns from and is scored on: on Spark every row, not the sample's
+    train_rows, valid_rows = ((len(train[1]), len(valid[1])) if on_spark is None
+                              else (on_spark.rows(["train"]), on_spark.rows(["valid"])))
     x_test, _ = split_xy(rows, spec, "test")
     search_cfg = train_cfg.get("search") or {}
     check_space(search_cfg.get("space") or {})
@@ -124,6 +142,10 @@ def main() -> int:
 
     with tracking.start_run("the training run", run_name="train") as run:
         mlflow.log_params(common.flatten(params))
+        if on_spark is not None:
+            mlflow.log_params(on_spark.mlflow_params())
+            mlflow.set_tags({"churnml.train.sample": on_spark.describe()})
+            mlflow.log_dict(on_spark.drawn, "train_sample.json")
         mlflow.set_tags({"mlflow.source.git.commit": git_commit(), "churnml.stage": "train"})
         inputs = [params["data"]["path"], paths["observations"], paths["features"]]
         mlflow.set_tags({f"churnml.data.{path}": digest for path, digest in data_fingerprint(inputs).items()})
@@ -154,35 +176,45 @@ def main() -> int:
         if plan.rolling:
             # the folds chose the rounds: their mean early-stopped trees, scaled from the folds'
             # mean training rows to the train split's by the refit rule; the valid slice (the
-            # last fold's cutoff) then only scores the model and fits the calibration
+            # last fold's cutoff) then only scores the model and fits the calibration. On Spark
+            # the folds are the sample's and the train split is every row: the same rule scales
+            # from the one to the other
             mean_fold_rows = sum(f.train_rows for f in plan.folds) / len(plan.folds)
-            held_rounds = refit_rounds(round(sum(fold_trees) / len(fold_trees)), len(train[1]), round(mean_fold_rows),
+            held_rounds = refit_rounds(round(sum(fold_trees) / len(fold_trees)), train_rows, round(mean_fold_rows),
                                        power, rounds)
-            booster = fit_rounds(train, spec, base, held_rounds, weights, valid=valid)
+            if on_spark is None:
+                booster = fit_rounds(train, spec, base, held_rounds, weights, valid=valid)
+            else:
+                booster = on_spark.fit(spec, base, held_rounds, train_cfg.get("imbalance", "none"),
+                                       fit_splits=["train"], valid_split="valid")
             mlflow.log_metrics({f"cv_valid_{metric}": sum(fold_scores) / len(fold_scores),
                                 **{f"cv_fold{i}_valid_{metric}": v for i, v in enumerate(fold_scores)}})
-        else:  # single slice: early stopping on the validation slice, as the search did
+        elif on_spark is None:  # single slice: early stopping on the validation slice, as the search did
             booster = train_booster(train, valid, spec, base, rounds, patience, weights)
+        else:
+            booster = on_spark.fit(spec, base, rounds, train_cfg.get("imbalance", "none"), fit_splits=["train"],
+                                   valid_split="valid", early_stopping_rounds=patience)
         calibration = fit_calibration(valid[1], predict_raw(booster, valid[0], spec), seed,
                                       method=train_cfg.get("calibration", "auto"),
                                       auc_tolerance=float(train_cfg.get("calibration_auc_tolerance", AUC_TOLERANCE)))
         set_calibration(booster, calibration)
         set_profile(booster, feature_profile(train[0], catalog, spec.levels))  # for drift checks when scoring
-        set_fit(booster, {"kind": "held-out", "rows": len(train[1]), "rounds": booster.num_boosted_rounds(),
+        set_fit(booster, {"kind": "held-out", "rows": train_rows, "rounds": booster.num_boosted_rounds(),
                           "validation": plan.describe()})
         scoring = booster
         if train_cfg.get("refit", True):
-            scoring = refit(rows, spec, catalog, base, booster, train_cfg.get("imbalance", "none"), power, rounds, plan)
+            scoring = refit(rows, spec, catalog, base, booster, train_cfg.get("imbalance", "none"), power, rounds, plan,
+                            on_spark)
             mlflow.log_metrics({"refit_rows": scoring_rows(scoring), "refit_trees": scoring.num_boosted_rounds()})
             print(f"  refit: {scoring.num_boosted_rounds()} trees on every labelled row ({scoring_rows(scoring):,}: "
                   f"train, valid and test), from the held-out model's {booster.num_boosted_rounds()} trees on "
-                  f"{len(train[1]):,} rows x ({scoring_rows(scoring):,} / {len(train[1]):,}) ** {power:g}")
+                  f"{train_rows:,} rows x ({scoring_rows(scoring):,} / {train_rows:,}) ** {power:g}")
         mlflow.log_params({"train.refit.model": "refit" if scoring is not booster else "held-out"})
         mlflow.log_params({"calibration.method": calibration["method"], "features.dropped": len(dropped)})
         mlflow.set_tags({"churnml.calibration.reason": calibration["reason"]})
         mlflow.log_metrics({
             f"valid_{base['eval_metric']}": valid_score(booster), "trees": booster.num_boosted_rounds(),
-            "train_rows": len(train[1]), "valid_rows": len(valid[1]),
+            "train_rows": train_rows, "valid_rows": valid_rows,
             "train_churn_rate": float(train[1].mean()), "valid_churn_rate": float(valid[1].mean()),
             "max_single_feature_auc": float(aucs.iloc[0]) if len(aucs) else 0.5,
             **{f"valid_brier_{k[6:]}": v for k, v in calibration.items() if k.startswith("brier_") and v is not None},
@@ -227,12 +259,12 @@ def main() -> int:
     write_json({"run_id": run.info.run_id, "model_uri": info.model_uri, "registered_model": track["registered_model"],
                 "version": version, "model_kind": kind, "calibration": calibration["method"],
                 "baseline_runs": baseline_runs, "validation": plan.describe(),
-                "held_out": {"rows": len(train[1]), "trees": booster.num_boosted_rounds()},
+                "held_out": {"rows": train_rows, "trees": booster.num_boosted_rounds()},
                 "refit": None if scoring is booster else {"rows": scoring_rows(scoring), "trees": scoring.num_boosted_rounds(),
                                                           "rounds_power": power},
                 "params": {k: v for k, v in base.items() if k not in ("device", "nthread")}},
                model_dir / "train.json")
-    print(f"  trained {booster.num_boosted_rounds()} trees on {len(train[1]):,} rows "
+    print(f"  trained {booster.num_boosted_rounds()} trees on {train_rows:,} rows "
           f"({trials} search trials, {len(catalog)} features, {len(dropped)} dropped as redundant); "
           f"registered {track['registered_model']} v{version} ({kind}: {model_tags['churnml.model.note']}); "
           f"baselines: {', '.join(baseline_runs)}")

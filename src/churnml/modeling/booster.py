@@ -55,14 +55,20 @@ def imbalance(labels: np.ndarray, mode: str) -> tuple[dict, np.ndarray | None]:
     XGBoost's `scale_pos_weight`, or as explicit sample weights (which also flow into the
     early-stopping metric on the weighted training set).
     """
+    extra, churner_weight = class_weighting(len(labels), int(np.sum(labels == 1)), mode)
+    return extra, None if churner_weight is None else np.where(labels == 1, churner_weight, 1.0)
+
+
+def class_weighting(rows: int, positives: int, mode: str) -> tuple[dict, float | None]:
+    """`imbalance` from the training rows' counts alone (for a table too large to collect): the
+    extra booster parameters, and the weight of a churner when the mode weighs rows (others weigh 1)."""
     if mode not in IMBALANCE_MODES:
         raise ValueError(f"train.imbalance: '{mode}' is not one of {list(IMBALANCE_MODES)}")
-    positives = float(np.sum(labels == 1))
-    ratio = (len(labels) - positives) / positives if positives else 1.0
+    ratio = (rows - positives) / positives if positives else 1.0
     if mode == "scale_pos_weight":
         return {"scale_pos_weight": ratio}, None
     if mode == "sample_weight":
-        return {}, np.where(labels == 1, ratio, 1.0)
+        return {}, ratio
     return {}, None
 
 
@@ -89,12 +95,7 @@ def train_booster(
         early_stopping_rounds=early_stopping_rounds,
         verbose_eval=False,
     )
-    best_score = float(booster.best_score)
-    # keep only the trees up to the best iteration, so every consumer predicts the same way
-    booster = booster[: booster.best_iteration + 1]
-    # no sort_keys: the order of the attributes is the order of the model's columns
-    booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict()), VALID_SCORE_ATTR: repr(best_score)})
-    return booster
+    return with_spec(*best_trees(booster), spec)
 
 
 def fit_rounds(
@@ -113,9 +114,27 @@ def fit_rounds(
     history: dict = {}
     booster = xgb.train(params, dtrain, num_boost_round=num_boost_round, evals=evals, evals_result=history,
                         verbose_eval=False)
+    return with_spec(booster, None if valid is None else last_score(history["valid"]), spec)
+
+
+def best_trees(booster: xgb.Booster) -> tuple[xgb.Booster, float]:
+    """An early-stopped booster cut to the trees up to its best iteration, so every consumer
+    predicts the same way, and the validation score of those trees."""
+    return booster[: booster.best_iteration + 1], float(booster.best_score)
+
+
+def last_score(history: dict[str, list[float]]) -> float:
+    """The score of all the trees, from one evaluation set's history (the eval metric is last)."""
+    return float(list(history.values())[-1][-1])
+
+
+def with_spec(booster: xgb.Booster, valid_score: float | None, spec: FeatureSpec) -> xgb.Booster:
+    """`booster` carrying its feature spec, and the validation score of its trees when it has one:
+    what every churnml model carries however it was fitted (here, or by xgboost.spark)."""
+    # no sort_keys: the order of the attributes is the order of the model's columns
     booster.set_attr(**{SPEC_ATTR: json.dumps(spec.to_dict())})
-    if valid is not None:
-        booster.set_attr(**{VALID_SCORE_ATTR: repr(float(list(history["valid"].values())[-1][-1]))})
+    if valid_score is not None:
+        booster.set_attr(**{VALID_SCORE_ATTR: repr(valid_score)})
     return booster
 
 

@@ -7,6 +7,7 @@ missing, which every tree already has a learned direction for.
 
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 import xgboost as xgb
@@ -63,6 +64,19 @@ def labelled_rows(features: pd.DataFrame, observations: pd.DataFrame) -> pd.Data
             f"{merged.loc[missing, CUSTOMER_KEYS].head(5).to_string(index=False)}\nrerun the features stage"
         )
     return merged.drop(columns="_merge")
+
+
+def labelled_table(features: ibis.Table, observations: ibis.Table) -> ibis.Table:
+    """`labelled_rows` on the engine, for a table too large to collect (Spark): the same columns
+    in the same order; only a count and at most five example rows come back to check it."""
+    obs = observations.select(*CUSTOMER_KEYS, "label", "split")
+    missing = obs.anti_join(features, CUSTOMER_KEYS)
+    count = int(missing.count().execute())
+    if count:
+        examples = missing.select(*CUSTOMER_KEYS).order_by(CUSTOMER_KEYS).limit(5).to_pandas()
+        raise ValueError(f"{count} observations have no feature row, e.g.\n{examples.to_string(index=False)}\n"
+                         "rerun the features stage")
+    return obs.join(features, CUSTOMER_KEYS)
 
 
 def split_xy(rows: pd.DataFrame, spec: FeatureSpec, split: str) -> tuple[pd.DataFrame, np.ndarray]:
