@@ -173,3 +173,85 @@ def test_month_starts_wait_for_a_recorded_look_back(tables):
     assert [f"{c:%m-%d}" for c in cutoffs] == ["03-01", "04-01", "05-01", "06-01", "07-01"]
     longer = LabelSpec(definition="hybrid", horizon_days=30, active_window_days=70, activity_tables=("events",))
     assert f"{month_starts(tables, T('2024-07-01'), longer)[0]:%m-%d}" == "05-01"  # Jan 25 + 70 days: Apr 4
+
+
+# ---------------------------------------------------------------- the report collects no row
+
+
+def many_frames(customers: int = 400, seed: int = 7) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Raw tables of `customers` customers over 2023-2024 (half of them subscribers, orders of one
+    or two lines, a plan with gaps) and scores for most of them plus one stranger."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"c{i:04d}" for i in range(customers)])
+    signup = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 150, customers), "D")
+    subscribed = rng.random(customers) < 0.5
+    ends = rng.integers(60, 700, subscribed.sum())
+    subscriptions = pd.DataFrame({
+        "customer_id": ids[subscribed], "start_date": signup[subscribed],
+        "end_date": [s + pd.Timedelta(days=int(d)) if d < 500 else pd.NaT for s, d in zip(signup[subscribed], ends)],
+        "mrr": rng.choice([9.0, 19.5, 49.0], subscribed.sum())})
+    events = pd.DataFrame({"customer_id": rng.choice(ids, 30 * customers),
+                           "timestamp": pd.Timestamp("2023-01-01") + pd.to_timedelta(
+                               rng.integers(0, 540 * 24, 30 * customers), "h"),
+                           "event_type": "login"})
+    orders = pd.DataFrame({"customer_id": rng.choice(ids, 3 * customers),
+                           "timestamp": pd.Timestamp("2023-01-01") + pd.to_timedelta(
+                               rng.integers(0, 540, 3 * customers), "D"),
+                           "amount": np.round(rng.uniform(1, 120, 3 * customers), 2)})
+    # about 30% of the lines continue the order before them: one customer, one time per order
+    orders["order_id"] = [f"o{n}" for n in np.cumsum(rng.random(len(orders)) >= 0.3)]
+    orders[["customer_id", "timestamp"]] = orders.groupby("order_id")[["customer_id", "timestamp"]].transform("first")
+    frames = {
+        "customers": pd.DataFrame({"customer_id": ids, "signup_date": signup,
+                                   "plan": rng.choice(np.array(["basic", "pro", None], dtype=object), customers)}),
+        "subscriptions": subscriptions, "events": events, "orders": orders,
+    }
+    frames = {name: frame.astype({c: "datetime64[us]" for c in frame.columns if frame[c].dtype.kind == "M"})
+              for name, frame in frames.items()}
+    scored = np.r_[ids[rng.random(customers) < 0.8], ["stranger"]]
+    probability = rng.uniform(0, 1, len(scored))
+    tier = np.where(probability > 0.6, "high", np.where(probability > 0.3, "medium", "low"))
+    scores = pd.DataFrame({"customer_id": scored, "churn_probability": probability,
+                           "customer_value": np.round(rng.uniform(0, 400, len(scored)), 2), "risk_tier": tier})
+    return frames, scores
+
+
+@pytest.fixture()
+def collected(monkeypatch):
+    """The number of rows of every result DuckDB hands back to Python: to_pandas and execute of any
+    expression (joins too, which bypass Expr.execute) end in the backend's execute."""
+    from ibis.backends.duckdb import Backend
+
+    sizes: list[int] = []
+    execute = Backend.execute
+
+    def counting(self, *args, **kwargs):
+        result = execute(self, *args, **kwargs)
+        sizes.append(len(result) if isinstance(result, (pd.DataFrame, pd.Series)) else 1)
+        return result
+
+    monkeypatch.setattr(Backend, "execute", counting)
+    return sizes
+
+
+def test_the_report_collects_only_aggregates(collected, tmp_path):
+    from churnml.retention.report import ClvSpec, build_retention, write_retention
+
+    connect()
+    frames, scores = many_frames()
+    tables = {name: ibis.memtable(frame) for name, frame in frames.items()}
+    until = observed_until(tables)
+    result = build_retention(tables, ibis.memtable(scores), spec=SPEC, until=until, segments=["plan"],
+                             recent_months=6, clv=ClvSpec(), value_months=12.0)
+    paths = write_retention(result, tmp_path / "retention", tmp_path / "retention.json")
+    report = list(collected)
+    observed = observed_rows(tables, SPEC, month_starts(tables, until, SPEC), until)
+    # what came back is per month, cohort x month, segment or histogram bin: never per customer
+    assert report and max(report) <= 100 < len(frames["customers"]), report
+    assert len(observed) > 20 * max(report)
+    assert result.headline["customers"] == 400 and result.headline["customers_scored"] == len(scores)
+    assert result.churn["customers"].sum() > 0 and result.clv_histogram["predicted"].sum() == len(scores) - 1
+    # and the engine wrote every customer's row, in customer order
+    clv = pd.read_parquet(paths["clv.parquet"])
+    assert clv["customer_id"].tolist() == sorted(frames["customers"]["customer_id"])
+    assert int(clv["scored"].sum()) == len(scores) - 1  # the stranger is not a customer

@@ -10,13 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from churnml.data.dataset import validate_configured
 from churnml.features.label_times import label_spec, observed_until
 from churnml.modeling import tracking
 from churnml.retention.report import ClvSpec, build_retention, write_retention
-from churnml.retention.targeting import check_scores, read_scores
+from churnml.retention.targeting import check_score_table, read_score_table
 
 
 def report_dataset(
@@ -31,11 +29,9 @@ def report_dataset(
     tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     tables = validate_configured(params["data"], params["engine"], data_dir)
     scores_file = scores_path or Path(params["paths"]["scores"])
-    scores = check_scores(read_scores(scores_file), str(scores_file))
-    if "value_at_risk" not in scores:
-        scores["value_at_risk"] = scores["churn_probability"] * scores["customer_value"]
-    if "risk_tier" not in scores:
-        scores["risk_tier"] = pd.NA
+    # the scores stay on the engine of the tables: checked and joined there, never collected
+    con = tables["customers"]._find_backend(use_default=True)
+    scores = check_score_table(read_score_table(con, scores_file), str(scores_file))
     result = build_retention(
         tables, scores, spec=label_spec(params["labels"]), until=observed_until(tables),
         segments=list(config.get("segments") or []), recent_months=int(config["recent_months"]),

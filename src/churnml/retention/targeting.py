@@ -23,9 +23,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 
+from churnml.data import parquet
 from churnml.modeling.evaluation import Economics
 from churnml.data.io import atomic_path, write_json, write_table
 from churnml.modeling.provenance import file_hash
@@ -40,18 +42,61 @@ GROUPS = ("treated", "control")
 
 # ---- the scores file ----------------------------------------------------------------------------
 
+def _scores_format(location: parquet.Location, exists: bool) -> str:
+    """'parquet' or 'csv' by the suffix, or the error `churnml target` and `churnml report` share."""
+    if not exists:
+        raise FileNotFoundError(f"{location}: scores file not found (write one with `churnml score`)")
+    suffix = Path(str(location).rstrip("/")).suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return "parquet"
+    if suffix == ".csv":
+        return "csv"
+    raise ValueError(f"{location}: scores must be a .parquet or .csv file")
+
+
 def read_scores(path: Path) -> pd.DataFrame:
     """A scores file written by `churnml score`, Parquet or CSV by its suffix."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: scores file not found (write one with `churnml score`)")
-    suffix = path.suffix.lower()
-    if suffix in {".parquet", ".pq"}:
+    if _scores_format(path, path.exists()) == "parquet":
         return pd.read_parquet(path)
-    if suffix == ".csv":
-        # ids stay text: "007" must not become 7
-        return pd.read_csv(path, dtype={"customer_id": "string"})
-    raise ValueError(f"{path}: scores must be a .parquet or .csv file")
+    # ids stay text: "007" must not become 7
+    return pd.read_csv(path, dtype={"customer_id": "string"})
+
+
+def read_score_table(con: ibis.BaseBackend, location: parquet.Location) -> ibis.Table:
+    """The scores as an engine table: a Parquet file or folder (Spark's output) read by `con`; a
+    CSV file, an ad-hoc export, is read by pandas as `read_scores` reads it."""
+    if _scores_format(location, parquet.exists(con, location)) == "parquet":
+        return parquet.read(con, location)
+    return ibis.memtable(read_scores(Path(location)))
+
+
+# What each value must be, as (column, rule, in words). A rule holds for pandas Series and Ibis
+# columns alike; NaN fails it on both (NaN compares as the largest number in DuckDB and Spark,
+# so it is not below infinity), and a missing value counts as failing.
+VALUE_RULES = (
+    ("churn_probability", lambda x: (x >= 0) & (x <= 1), "a probability in [0, 1]"),
+    ("customer_value", lambda x: (x >= 0) & (x < math.inf), "a finite value >= 0"),
+)
+
+
+def _missing_columns(columns: list[str], source: str) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; a scores file needs {list(REQUIRED_COLUMNS)} "
+                         f"(columns present: {', '.join(map(str, columns))})")
+
+
+def _without_id(source: str, count: int, examples: str) -> ValueError:
+    return ValueError(f"{source}: {count} row(s) without a customer_id, e.g.\n{examples}")
+
+
+def _repeated_ids(source: str, count: int, examples: str) -> ValueError:
+    return ValueError(f"{source}: {count} customer_id(s) appear more than once, e.g.\n{examples}")
+
+
+def _bad_values(source: str, count: int, column: str, what: str, examples: str) -> ValueError:
+    return ValueError(f"{source}: {count} row(s) where {column} is not {what}, e.g.\n{examples}")
 
 
 def _examples(frame: pd.DataFrame, bad: pd.Series, columns: list[str]) -> str:
@@ -62,32 +107,62 @@ def _examples(frame: pd.DataFrame, bad: pd.Series, columns: list[str]) -> str:
 
 def check_scores(scores: pd.DataFrame, source: str) -> pd.DataFrame:
     """The scores with customer_id as text, or a ValueError naming the file, column and example rows."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in scores.columns]
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {missing}; a scores file needs {list(REQUIRED_COLUMNS)} "
-                         f"(columns present: {', '.join(map(str, scores.columns))})")
+    _missing_columns(list(scores.columns), source)
     frame = scores.reset_index(drop=True).copy()
     ids = frame["customer_id"]
     null_id = ids.isna()
     if null_id.any():
-        raise ValueError(f"{source}: {int(null_id.sum())} row(s) without a customer_id, e.g.\n"
-                         f"{_examples(frame, null_id, list(REQUIRED_COLUMNS))}")
+        raise _without_id(source, int(null_id.sum()), _examples(frame, null_id, list(REQUIRED_COLUMNS)))
     frame["customer_id"] = ids.astype("string")
     dupes = frame["customer_id"].duplicated(keep=False)
     if dupes.any():
-        raise ValueError(f"{source}: {int(frame['customer_id'][dupes].nunique())} customer_id(s) appear more than "
-                         f"once, e.g.\n{_examples(frame, dupes, list(REQUIRED_COLUMNS))}")
-    for column, ok, what in (
-        ("churn_probability", lambda x: (x >= 0) & (x <= 1), "a probability in [0, 1]"),
-        ("customer_value", lambda x: np.isfinite(x) & (x >= 0), "a finite value >= 0"),
-    ):
+        raise _repeated_ids(source, int(frame["customer_id"][dupes].nunique()),
+                            _examples(frame, dupes, list(REQUIRED_COLUMNS)))
+    for column, ok, what in VALUE_RULES:
         values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         bad = ~ok(values).fillna(False).astype(bool)  # NaN (missing, or not a number) is bad too
         if bad.any():
-            raise ValueError(f"{source}: {int(bad.sum())} row(s) where {column} is not {what}, e.g.\n"
-                             f"{_examples(frame, bad, list(REQUIRED_COLUMNS))}")
+            raise _bad_values(source, int(bad.sum()), column, what, _examples(frame, bad, list(REQUIRED_COLUMNS)))
         frame[column] = values
     return frame
+
+
+def check_score_table(scores: ibis.Table, source: str) -> ibis.Table:
+    """`check_scores` run by the engine, for scores too many to collect: the same checks and
+    messages, from counts of the bad rows, with up to five of them as examples. An engine table
+    has no row positions, so the examples are the first by customer_id, probability and value.
+    Returns the scores with customer_id as text and the values as float64."""
+    _missing_columns(list(scores.columns), source)
+    values = {column: _numbers(scores[column]) for column, _, _ in VALUE_RULES}
+    failing = {column: ~ok(values[column]).fill_null(False) for column, ok, _ in VALUE_RULES}
+    null_id = scores.customer_id.isnull()
+    counts = scores.aggregate(
+        null_id=ibis.ifelse(null_id, 1, 0).sum(),
+        # fewer distinct ids than ids: some repeat (which ones is asked only then)
+        repeated=scores.customer_id.count() - scores.customer_id.nunique(),
+        **{column: ibis.ifelse(bad, 1, 0).sum() for column, bad in failing.items()},
+    ).to_pandas().iloc[0].fillna(0).astype("int64")  # sums of no rows are null
+
+    def examples(rows: ibis.Table) -> str:
+        shown = rows.select(*REQUIRED_COLUMNS).order_by(list(REQUIRED_COLUMNS)).limit(5).to_pandas()
+        return shown.to_string(index=False)
+
+    if counts["null_id"]:
+        raise _without_id(source, int(counts["null_id"]), examples(scores.filter(null_id)))
+    scores = scores.mutate(customer_id=scores.customer_id.cast("string"))
+    if counts["repeated"]:
+        repeated = scores.group_by("customer_id").aggregate(rows=scores.count()).filter(lambda t: t.rows > 1)
+        raise _repeated_ids(source, int(repeated.count().execute()),
+                            examples(scores.semi_join(repeated, "customer_id")))
+    for column, _, what in VALUE_RULES:
+        if counts[column]:
+            raise _bad_values(source, int(counts[column]), column, what, examples(scores.filter(failing[column])))
+    return scores.mutate(**values)
+
+
+def _numbers(column: ibis.Value) -> ibis.NumericValue:
+    # as pd.to_numeric(errors="coerce"): text that is no number becomes null, and fails the rules
+    return column.cast("float64") if column.type().is_numeric() else column.try_cast("float64")
 
 
 def scores_as_of(scores: pd.DataFrame, source: str) -> pd.Timestamp | None:
