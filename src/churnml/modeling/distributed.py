@@ -17,6 +17,7 @@ the run. With no more rows than that, the sample is every row.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -223,6 +224,8 @@ def fit_spark(
         num_workers=workers(con, num_workers), force_repartition=True,
         feature_names=names, feature_types=feature_types(catalog),
         n_estimators=int(num_boost_round), early_stopping_rounds=early_stopping_rounds, verbose=False, **booster_args)
+    # xgboost.spark logs every parameter of every fit at INFO: stage output is for churnml's lines
+    logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
     model = estimator.fit(frame)
     booster = model.get_booster()
     if early_stopping_rounds is not None:
