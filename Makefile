@@ -65,14 +65,16 @@ ui: install
 
 ## bench: the benchmarks (results in benchmarks/results/, see BENCHMARKS.md): features (200k customers,
 ## ~20M events; BENCH_ARGS=--large adds 1M / ~100M), explanations (1M rows), batch scoring and the retention report (1M customers),
-## and prediction quality against the peers (3 shapes x 3 seeds, about an hour on 2 cores)
+## prediction quality against the peers (3 shapes x 3 seeds, about an hour on 2 cores), and Spark
+## local[2] against DuckDB on features and scoring (200k customers, about 25 minutes on 2 cores)
 bench: install
-	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,bench]'
+	$(VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,bench,spark]'
 	python benchmarks/features.py $(BENCH_ARGS)
 	python benchmarks/explain.py --reference-rows 20000
 	python benchmarks/score.py
 	python benchmarks/retention.py
 	python benchmarks/quality.py
+	python benchmarks/spark.py
 
 ## clean: remove generated data, models, reports and tracking (keeps .venv)
 clean:
