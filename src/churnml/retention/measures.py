@@ -75,7 +75,11 @@ def observed_table(tables: dict[str, ibis.Table], spec: LabelSpec, cutoffs: list
     """customer_id, cutoff, label, label_known of every customer still a customer at each cutoff
     (an engine table, nothing computed yet)."""
     if not cutoffs:
-        return ibis.memtable(_empty(OBSERVED_TYPES), schema=OBSERVED_SCHEMA)
+        # no rows, typed, on the data's own engine: an in-memory table would be computed (and
+        # kept) on Ibis's default engine and could not be joined to the data's tables
+        customers = tables["customers"]
+        return customers.filter(ibis.literal(False)).select(
+            **{name: ibis.null().cast(dtype).name(name) for name, dtype in OBSERVED_SCHEMA.items()})
     rows = candidates(tables["customers"], cutoffs)
     labelled = label_rows(tables, rows, spec, until, _definition(spec))
     return labelled.select("customer_id", "cutoff", "label", "label_known")
