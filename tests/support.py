@@ -1,6 +1,7 @@
 """Helpers shared by the end-to-end tests."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,3 +17,10 @@ def run(cmd, cwd, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def fresh_mlflow_db(template, target):
+    """A new, empty MLflow store at `target` (a file path), copied from the `empty_mlflow_db`
+    fixture's; returns its sqlite URI."""
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"

@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from browser import ensure_chromium, png, run_chromium
+from support import fresh_mlflow_db
 
 from churnml.explain.drivers_report import render_report, write_report
 
@@ -119,13 +120,16 @@ def _get(url: str, timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[dict]:
+def mlflow_server(tmp_path: Path, empty_mlflow_db: Path) -> Iterator[dict]:
     """A logged run and an `mlflow server` over its store, stopped on teardown."""
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking_uri = fresh_mlflow_db(empty_mlflow_db, tmp_path / "mlflow.db")  # a new, empty store
     experiment_id, run_id = _log_report(tmp_path, tracking_uri)
     port = _free_port()
     log_path = tmp_path / "mlflow-server.log"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    # no job runner: it is a second process importing MLflow while the server starts (seconds on a
+    # busy machine), and it runs GenAI jobs, which nothing here asks for
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
                "--default-artifact-root", str(tmp_path / "artifacts"),
                "--artifacts-destination", str(tmp_path / "artifacts"),
@@ -226,10 +230,25 @@ def _screenshot(chromium: str, profile: Path, url: str, target: Path, size: str,
     done = run_chromium(chromium, profile, f"--virtual-time-budget={budget_ms}", f"--screenshot={target}",
                         f"--window-size={size}", url)
     assert done.returncode == 0, f"chromium --screenshot failed ({done.returncode}): {done.stderr[-2000:]}"
+    _check_screenshot(target, done)
+    return target
+
+
+def _dump_dom_and_screenshot(chromium: str, profile: Path, url: str, target: Path, size: str,
+                             budget_ms: int) -> str:
+    """Both from one page load: headless Chromium dumps the DOM and writes the screenshot when the
+    budget runs out. The MLflow UI is slow to load (its bundle, then its API calls), so once."""
+    done = run_chromium(chromium, profile, f"--virtual-time-budget={budget_ms}", "--dump-dom",
+                        f"--screenshot={target}", f"--window-size={size}", url)
+    assert done.returncode == 0, f"chromium --dump-dom --screenshot failed ({done.returncode}): {done.stderr[-2000:]}"
+    _check_screenshot(target, done)
+    return done.stdout
+
+
+def _check_screenshot(target: Path, done: subprocess.CompletedProcess) -> None:
     assert target.exists(), f"no screenshot at {target}: {done.stderr[-2000:]}"
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert target.stat().st_size > 5_000, f"screenshot {target} is suspiciously small"
-    return target
 
 
 def test_report_renders_from_mlflow_artifacts(chromium, mlflow_server, viewer_page, tmp_path):
@@ -257,10 +276,10 @@ def test_report_renders_from_mlflow_artifacts(chromium, mlflow_server, viewer_pa
 
     # 3. the MLflow UI's run page opens the artifact in its HTML viewer (a sandboxed blob iframe)
     ui = _ui_url(mlflow_server)
-    ui_dom = _dump_dom(chromium, tmp_path / "profile-ui", ui, 15000)
+    ui_png = tmp_path / "mlflow-ui.png"
+    ui_dom = _dump_dom_and_screenshot(chromium, tmp_path / "profile-ui", ui, ui_png, "1600,1200", 15000)
     assert ARTIFACT_NAME in ui_dom, f"the UI page does not show the artifact: {ui_dom[:1000]}"
     assert re.search(r'<iframe[^>]*src="blob:http://127\.0\.0\.1:\d+/', ui_dom), "the UI shows no HTML viewer frame"
-    ui_png = _screenshot(chromium, tmp_path / "profile-ui-shot", ui, tmp_path / "mlflow-ui.png", "1600,1200", 15000)
 
     print(f"\nreport screenshot: {report_png}\nMLflow UI screenshot: {ui_png}\n"
           f"artifact: {_artifact_url(mlflow_server)}\nUI page: {ui}\n"

@@ -8,7 +8,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost
 from mlflow.tracking import MlflowClient
+from support import fresh_mlflow_db
 from test_features import OBS, frames
 
 from churnml.modeling import tracking
@@ -63,14 +65,18 @@ def _model(signal):
 
 def _register(booster, name):
     with mlflow.start_run():
-        info = mlflow.xgboost.log_model(booster, name="model", registered_model_name=name)
+        # the requirements named, not inferred: inference imports the model's code in a subprocess,
+        # the slowest part of logging a model here, and the gate never reads them
+        info = mlflow.xgboost.log_model(booster, name="model", registered_model_name=name,
+                                        pip_requirements=[f"xgboost=={xgboost.__version__}"])
     return str(info.registered_model_version)
 
 
 @pytest.fixture()
-def store(tmp_path, monkeypatch):
+def store(tmp_path, monkeypatch, empty_mlflow_db):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    tracking.configure(f"sqlite:///{tmp_path / 'mlflow.db'}", "gate-test", str(tmp_path / "artifacts"))
+    uri = fresh_mlflow_db(empty_mlflow_db, tmp_path / "mlflow.db")  # a new, empty store of its own
+    tracking.configure(uri, "gate-test", str(tmp_path / "artifacts"))
     yield MlflowClient()
     mlflow.set_tracking_uri(None)
 

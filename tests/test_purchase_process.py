@@ -1,13 +1,14 @@
 """Purchase-process (buy till you die) features: hand-computed summaries, the BG/NBD fit and
 closed forms against simulated customers with known parameters, point in time, and chunking."""
 
+import functools
 import math
 
 import ibis
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from churnml.data.engine import connect
@@ -146,21 +147,57 @@ def test_on_by_default_when_orders_exist_and_skipped_without_them():
 
 CUTOFF = pd.Timestamp("2024-02-15")
 offsets = st.integers(min_value=0, max_value=90 * 24 * 60)  # minutes at or after the cutoff
+# Each example checks this many scenarios at once, each on its own copy of the customers (A~0,
+# B~0, C~0, A~1, ...): a build costs the same for 3 customers or 9 (the same queries and one
+# population fit). The fit pools every customer, so a future order that reached it would change
+# every copy's features, and one that reached a customer's own summary would change that copy's.
+SCENARIOS = 3
 
 
-@settings(max_examples=10, deadline=None)
-@given(shifts=st.lists(offsets, min_size=1, max_size=4), who=st.sampled_from(["A", "B", "C"]),
-       drop_future=st.booleans())
-def test_orders_at_or_after_the_cutoff_never_change_its_features(shifts, who, drop_future):
-    obs = pd.DataFrame({"customer_id": ["A", "B", "C"], "cutoff": [CUTOFF] * 3})
+def _combined(scenarios):
+    """One dataset holding each scenario's tables on its own copy of the customers."""
+    copies = [{name: frame.assign(customer_id=frame["customer_id"] + f"~{k}") for name, frame in tables.items()}
+              for k, tables in enumerate(scenarios)]
+    return {name: pd.concat([c[name] for c in copies], ignore_index=True) for name in copies[0]}
+
+
+OBS_AT_CUTOFF = pd.DataFrame({"customer_id": [f"{c}~{k}" for k in range(SCENARIOS) for c in "ABC"],
+                              "cutoff": CUTOFF})
+
+
+@functools.cache
+def _features_at_cutoff():
+    """The fixture's features at CUTOFF on every copy, and their spec: the same for every example,
+    so built once (each example's build is compared with it; the frame is only read)."""
+    return build(_combined([frames()] * SCENARIOS), obs=OBS_AT_CUTOFF)
+
+
+def _with_future_orders(shifts, who, drop_future):
+    """The fixture with orders of `who` at or after CUTOFF added; with drop_future, every order at
+    or after it deleted instead (the fixture's own and the added ones)."""
     base = frames()
-    before, spec = build(base, obs=obs)
     future = [CUTOFF + pd.Timedelta(minutes=m) for m in shifts]
     orders = pd.concat([base["orders"], pd.DataFrame({"customer_id": who, "timestamp": future, "amount": 1.0})],
                        ignore_index=True)
     if drop_future:
         orders = orders[orders.timestamp < CUTOFF]
-    after, _ = build({**base, "orders": orders}, obs=obs, spec=spec)
+    return {**base, "orders": orders}
+
+
+scenario = st.fixed_dictionaries(dict(
+    shifts=st.lists(offsets, min_size=1, max_size=4), who=st.sampled_from(["A", "B", "C"]), drop_future=st.booleans()))
+
+
+@settings(max_examples=4, deadline=None)
+# the edges: orders exactly at the cutoff for the repeat buyer (A) and for the one who never
+# bought (C: a first purchase after the cutoff must not enter the fit); and every order at or
+# after the cutoff deleted (B's only order is one)
+@example(scenarios=[dict(shifts=[0], who="A", drop_future=False), dict(shifts=[0, 1], who="C", drop_future=False),
+                    dict(shifts=[0], who="B", drop_future=True)])
+@given(scenarios=st.lists(scenario, min_size=SCENARIOS, max_size=SCENARIOS))
+def test_orders_at_or_after_the_cutoff_never_change_its_features(scenarios):
+    before, spec = _features_at_cutoff()
+    after, _ = build(_combined([_with_future_orders(**s) for s in scenarios]), obs=OBS_AT_CUTOFF, spec=spec)
     pd.testing.assert_frame_equal(before, after)
 
 
