@@ -171,18 +171,22 @@ def _inactivity_by_hand(customers, events, cutoffs, spec, until):
     return out
 
 
-# Each example is one query (its compile is most of the cost), so an example holds twelve
-# customers and up to 30 events: 40 examples see as many customers and events as 80 of six
-CUSTOMERS = 12
+# Each example is one query (its compile is most of the cost), so it holds two groups of six
+# customers, c0..c5 and c6..c11, each with its own signups and events drawn as the test drew them
+# for six: 40 examples check as many groups as 80 of one
+GROUPS, PER_GROUP = 2, 6
+CUSTOMERS = GROUPS * PER_GROUP
+# events cluster around the cutoffs (month m, d days off), where the edge cases are
+group_events = st.lists(st.tuples(st.integers(0, PER_GROUP - 1), st.integers(0, 4), st.integers(-40, 40),
+                                  st.integers(0, 23)), max_size=15)
 
 
 @settings(max_examples=40, deadline=None)
 # active just before the first cutoff and back one day after it: not churned at that cutoff
 @example(days=[(0, 0, -7, 0), (0, 0, 1, 0)], signups=[0] * CUSTOMERS, window=30, horizon=30, lead=0)
 @given(
-    # events cluster around the cutoffs (month m, d days off), where the edge cases are
-    days=st.lists(st.tuples(st.integers(0, CUSTOMERS - 1), st.integers(0, 4), st.integers(-40, 40), st.integers(0, 23)),
-                  max_size=2 * 15),
+    days=st.tuples(*[group_events] * GROUPS).map(
+        lambda groups: [(g * PER_GROUP + c, m, d, h) for g, events in enumerate(groups) for c, m, d, h in events]),
     signups=st.lists(st.integers(-30, 150), min_size=CUSTOMERS, max_size=CUSTOMERS),
     window=st.integers(5, 60), horizon=st.integers(5, 60), lead=st.integers(0, 20),
 )
