@@ -146,7 +146,8 @@ def score_customers(
         raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got '{explain}'")
     value = value or {"value": "auto", "value_months": 12, "constant_value": 0.0}
     started = time.perf_counter()
-    observed, counts = eligible_customers(tables, as_of, label_spec, population, lapsed_within_days)
+    observed, counts = eligible_customers(tables, as_of, label_spec, population=population,
+                                          lapsed_within_days=lapsed_within_days)
     phases = dict.fromkeys(("eligible", "features", "predict", "explain"), 0.0)
     phases["eligible"] = time.perf_counter() - started
     profile = profile_of(booster)

@@ -16,6 +16,7 @@ collected; only the counts come back.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import ibis
 import pandas as pd
@@ -80,15 +81,11 @@ def eligible_table(
     return table, counts
 
 
-def eligible_customers(
-    tables: dict[str, ibis.Table],
-    as_of: datetime,
-    spec: LabelSpec,
-    population: str = "all",
-    lapsed_within_days: int | None = 365,
-) -> tuple[pd.DataFrame, dict]:
-    """`eligible_table` collected, sorted by customer: for scoring a base chunk by chunk in process."""
-    table, counts = eligible_table(tables, as_of, spec, population, lapsed_within_days)
+def eligible_customers(tables: dict[str, ibis.Table], as_of: datetime, spec: LabelSpec,
+                       **options: Any) -> tuple[pd.DataFrame, dict]:
+    """`eligible_table` (its options: population, lapsed_within_days) collected, sorted by
+    customer: for scoring a base chunk by chunk in process."""
+    table, counts = eligible_table(tables, as_of, spec, **options)
     frame = table.to_pandas()
     frame = pd.DataFrame({
         "customer_id": frame["customer_id"].astype("string"),
