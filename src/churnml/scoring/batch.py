@@ -8,7 +8,7 @@ value, reasons) that the Spark path (`churnml.scoring.partitioned`) runs on its 
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import sys
 import time
 from datetime import datetime
@@ -109,9 +109,13 @@ def _progress(total: int, show_bar: bool):
         return None
     from tqdm import tqdm
 
-    size = shutil.get_terminal_size((0, 0))
-    # a terminal that reports no size (a pseudo-terminal a scheduler opened, `docker run -t`)
-    # makes tqdm hide the bar; give it a conventional one instead
+    # the size of the terminal the bar is drawn on, stderr: not $COLUMNS or stdout, which may say
+    # nothing about it. One that reports no size (a pseudo-terminal a scheduler opened, `docker
+    # run -t`) makes tqdm hide the bar; give it a conventional one instead
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        size = os.terminal_size((0, 0))
     shape = {} if size.columns > 0 and size.lines > 0 else {"ncols": 80, "nrows": 24}
     return tqdm(total=total, unit="customer", desc="scoring", file=sys.stderr, **shape)
 
