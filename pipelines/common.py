@@ -7,22 +7,26 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import pandas as pd
-import xgboost as xgb
 
 from churnml.data import parquet
 from churnml.data.contract import open_contract_tables
 from churnml.data.engine import connect
-from churnml.features.build import FeatureSpec
 from churnml.data.io import read_json
-from churnml.modeling.booster import spec_of
 from churnml.params import load_params
 from churnml.data.engine import connect_configured
-from churnml.modeling.distributed import SparkTraining, stratified_sample, workers
-from churnml.modeling.matrix import labelled_rows, labelled_table
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+
+    from churnml.features.build import FeatureSpec
+    from churnml.modeling.distributed import SparkTraining
+
+# The modelling imports (XGBoost, and through it SciPy and scikit-learn: seconds) are made by the
+# functions that need them, so the data stages, which never do, start without them.
 
 # MLflow and DVC stay offline: no usage telemetry from a pipeline run.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -63,12 +67,17 @@ def labelled(params: dict[str, Any]) -> pd.DataFrame:
     evaluate and explain see the same rows."""
     if on_spark(params):
         return spark_training(params).sample
+    from churnml.modeling.matrix import labelled_rows
+
     paths = params["paths"]
     return labelled_rows(pd.read_parquet(paths["features"]), pd.read_parquet(paths["observations"]))
 
 
 def spark_training(params: dict[str, Any]) -> SparkTraining:
     """Every labelled row on the Spark engine, the driver's sample of them, and the workers."""
+    from churnml.modeling.distributed import SparkTraining, stratified_sample, workers
+    from churnml.modeling.matrix import labelled_table
+
     paths, settings = params["paths"], params["train"].get("spark") or {}
     con = engine(params)
     table = labelled_table(parquet.read(con, paths["features"]), parquet.read(con, paths["observations"]))
@@ -78,6 +87,10 @@ def spark_training(params: dict[str, Any]) -> SparkTraining:
 
 def trained_model(params: dict[str, Any]) -> tuple[xgb.Booster, FeatureSpec, dict[str, Any]]:
     """The model the train stage wrote, its feature spec, and its record (MLflow run id, version)."""
+    import xgboost as xgb
+
+    from churnml.modeling.booster import spec_of
+
     model_dir = Path(params["paths"]["model_dir"])
     booster = xgb.Booster(model_file=str(model_dir / "model.ubj"))
     return booster, spec_of(booster), read_json(model_dir / "train.json")
