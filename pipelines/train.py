@@ -228,6 +228,7 @@ def main() -> int:
         info = mlflow.xgboost.log_model(
             scoring, name="model", signature=infer_signature(example, scoring.inplace_predict(example)),
             input_example=example, registered_model_name=track["registered_model"],
+            pip_requirements=tracking.model_requirements(),
         )
         version = str(info.registered_model_version)
         kind = "refit" if scoring is not booster else "held-out"

@@ -83,6 +83,12 @@ def test_champion_registered_with_metrics(project):
     assert run.data.params["model.max_depth"] == "6"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"evaluation", "drivers", "features", "model_calibration.json"} <= artifacts
+    # what loading the model needs is named, pinned to what trained it, not inferred
+    import xgboost
+
+    requirements = sorted(home.glob("mlartifacts/**/requirements.txt"))
+    assert requirements and all(f"xgboost=={xgboost.__version__}" in r.read_text().split() for r in requirements)
+    assert not any("psutil" in r.read_text() for r in requirements)
     drivers = {a.path for a in client.list_artifacts(run.info.run_id, "drivers")}
     assert {"drivers/churn_drivers.html", "drivers/at_risk_table.json", "drivers/beeswarm.png",
             "drivers/importance_bar.png", "drivers/global_drivers.csv", "drivers/segment_drivers.csv"} <= drivers

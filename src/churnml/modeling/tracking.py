@@ -201,6 +201,16 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
             client.set_model_version_tag(name, version, key, value)
 
 
+def model_requirements() -> list[str]:
+    """What loading the logged model needs, pinned to what trained it: XGBoost and the packages
+    its MLflow flavour predicts with. Named here rather than inferred, which MLflow does by
+    loading the model in a subprocess (about ten seconds of every train) and which also picks up
+    whatever that process happened to import."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("xgboost", "numpy", "pandas", "scipy")]
+
+
 def log_held_out(booster: xgb.Booster) -> None:
     """Log the held-out model (never saw the test cutoffs) to the active run as
     held_out_model/model.ubj: a refit version is judged, then and later, by this model."""
