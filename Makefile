@@ -27,9 +27,11 @@ run: install data
 	@echo "Campaign:      churnml target --scores data/scores/scores.parquet --budget 500"
 	@echo "MLflow UI:     make ui, then open http://127.0.0.1:5000 (experiment 'churnml', model 'churnml@champion')"
 
-## test: set up (with the spark extra as well) and run the test suite
+## test: set up (with the spark extra as well) and run the test suite, its files shared out among
+## TEST_WORKERS processes (pytest-xdist; default: one per core). TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= auto
 test: install-test
-	pytest
+	pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## install: create .venv and install churnml with the pinned versions
 install: $(STAMP)

@@ -73,3 +73,15 @@ def empty_mlflow_db(tmp_path_factory):
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()  # creates the tables
     return path
 
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The slow files first: the end-to-end pipelines, then the Spark suites. Under `make test`
+    the files are shared out among workers (pytest-xdist, whole files, in this order), so the long
+    ones start at once and the short ones fill in around them instead of one long file starting
+    last. The order within a file is kept."""
+    def weight(item) -> int:
+        marks = {mark.name for mark in item.iter_markers()}
+        return 0 if "e2e" in marks else 1 if "spark" in marks else 2
+
+    items.sort(key=weight)  # stable: each file keeps its own order

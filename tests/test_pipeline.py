@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from support import ROOT, run
+from support import ROOT, fresh_mlflow_db, run
 
 from churnml.params import compose_text
 
@@ -18,7 +18,7 @@ SEARCH_TRIALS = 2
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, empty_mlflow_db):
     home = tmp_path_factory.mktemp("project")
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp")
     for name in ("conf", "pipelines", "src", ".dvc"):
@@ -32,6 +32,7 @@ def project(tmp_path_factory):
     run(["git", "init", "-q"], home)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], home)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "project"], home)
+    fresh_mlflow_db(empty_mlflow_db, home / "mlflow.db")  # the configured store, new and empty
     run(["churnml", "generate", "--out", "data/raw/default", "--customers", "900", "--months", "12"], home)
     repro = run(["dvc", "repro"], home)
     return home, repro.stdout

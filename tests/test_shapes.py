@@ -10,7 +10,7 @@ import pytest
 
 from churnml.data.generate.dataset import generate_dataset
 from churnml.params import compose_text
-from support import ROOT, run
+from support import ROOT, fresh_mlflow_db, run
 
 pytestmark = pytest.mark.e2e
 
@@ -34,9 +34,9 @@ checks:
 """
 
 
-def _project(tmp_path, name, data_yaml, overrides, n_customers=700, months=12):
-    """A temporary project whose data config is `data_yaml`, and the generated dataset to cut
-    that project's raw tables from."""
+def _project(tmp_path, empty_mlflow_db, name, data_yaml, overrides, n_customers=700, months=12):
+    """A temporary project whose data config is `data_yaml`, with the configured MLflow store new
+    and empty, and the generated dataset to cut that project's raw tables from."""
     home = tmp_path / name
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp")
     for folder in ("conf", "pipelines", "src", ".dvc"):
@@ -45,6 +45,7 @@ def _project(tmp_path, name, data_yaml, overrides, n_customers=700, months=12):
         shutil.copy(ROOT / file, home / file)
     (home / f"conf/data/{name}.yaml").write_text(data_yaml)
     (home / "params.yaml").write_text(compose_text(home / "conf", [f"data={name}", *overrides]))
+    fresh_mlflow_db(empty_mlflow_db, home / "mlflow.db")
     raw = tmp_path / "generated"
     generate_dataset(raw, n_customers=n_customers, months=months)
     return home, raw
@@ -62,12 +63,12 @@ def _shop_tables(home, raw):
         ["cust", "ordered_at", "total"]].to_csv(shop / "sales.csv", index=False)
 
 
-def test_orders_only_retailer_runs_end_to_end(tmp_path):
+def test_orders_only_retailer_runs_end_to_end(tmp_path, empty_mlflow_db):
     """A retailer with only customers and orders, under its own names: a 90-day horizon on monthly
     cutoffs, customers still customers for 540 days after an order (longer than the data, so no
     month start has a whole look-back window for the retention report), and the registry name set
     once, under tracking. Every stage runs through score and the report."""
-    home, raw = _project(tmp_path, "shop", SHOP, [
+    home, raw = _project(tmp_path, empty_mlflow_db, "shop", SHOP, [
         "labels=inactivity", "labels.inactivity.tables=[orders]", "labels.horizon_days=90",
         "labels.inactivity.active_window_days=540", "tracking.registered_model=retailer_model",
         "train.search.trials=0"], months=15)
@@ -126,9 +127,9 @@ tables:
 """
 
 
-def test_events_and_subscriptions_product_runs_end_to_end(tmp_path):
+def test_events_and_subscriptions_product_runs_end_to_end(tmp_path, empty_mlflow_db):
     # the search is not what this test is about (test_pipeline covers it): train `model` as set
-    home, raw = _project(tmp_path, "app", APP, ["labels=hybrid", "labels.inactivity.tables=[events]",
+    home, raw = _project(tmp_path, empty_mlflow_db, "app", APP, ["labels=hybrid", "labels.inactivity.tables=[events]",
                                                 "train.search.trials=0"])
     app = home / "data/raw/app"
     app.mkdir(parents=True)
