@@ -57,7 +57,7 @@ def run_scoring(customers: int) -> dict:
     from churnml.data.dataset import validate_folder
     from churnml.data.io import write_table
     from churnml.features.label_times import LabelSpec
-    from churnml.scoring.batch import default_as_of, score_customers
+    from churnml.scoring.batch import ScoringRun, default_as_of, score_customers
     from features import dataset  # the feature benchmark's generator cache
 
     booster = train_small_model(dataset(20_000))
@@ -70,10 +70,10 @@ def run_scoring(customers: int) -> dict:
     tables = validate_folder(con, folder, {n: {} for n in (
         "customers", "events", "orders", "feedback", "subscriptions")}).tables
     validated = round(time.perf_counter() - started, 2)
-    scores, summary = score_customers(
-        tables, booster, as_of=default_as_of(tables), label_spec=LabelSpec(definition="hybrid", horizon_days=30),
-        risk_tiers={"high": 0.5, "medium": 0.2, "low": 0.0}, top_k=5, explain="at-risk", model_version="bench",
-        customers_per_chunk=int(engine["customers_per_chunk"]))
+    run = ScoringRun(as_of=default_as_of(tables), label_spec=LabelSpec(definition="hybrid", horizon_days=30),
+                     risk_tiers={"high": 0.5, "medium": 0.2, "low": 0.0}, top_k=5, explain="at-risk",
+                     model_version="bench")
+    scores, summary = score_customers(tables, booster, run, customers_per_chunk=int(engine["customers_per_chunk"]))
     written = time.perf_counter()
     write_table(scores, DATA / "scores_out.parquet")
     phases = {"validate": validated, **summary["phases_s"], "write": round(time.perf_counter() - written, 2)}

@@ -119,7 +119,7 @@ def run_engine(engine: str, customers: int, n_cutoffs: int, out: Path) -> dict:
     from churnml.data.io import write_table
     from churnml.features.build import plan_features, write_features
     from churnml.features.label_times import LabelSpec, candidates
-    from churnml.scoring.batch import default_as_of, score_customers
+    from churnml.scoring.batch import ScoringRun, default_as_of, score_customers
     from churnml.scoring.partitioned import score_partitioned
 
     booster = xgb.Booster(model_file=str(model_file()))
@@ -142,13 +142,13 @@ def run_engine(engine: str, customers: int, n_cutoffs: int, out: Path) -> dict:
         result["features_s"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()
-        options = dict(as_of=default_as_of(tables), label_spec=LabelSpec(definition="hybrid", horizon_days=30),
-                       risk_tiers={"high": 0.5, "medium": 0.2, "low": 0.0}, top_k=5, explain="at-risk",
-                       model_version="bench")
+        run = ScoringRun(as_of=default_as_of(tables), label_spec=LabelSpec(definition="hybrid", horizon_days=30),
+                         risk_tiers={"high": 0.5, "medium": 0.2, "low": 0.0}, top_k=5, explain="at-risk",
+                         model_version="bench")
         if engine == "spark":
-            summary = score_partitioned(tables, booster, out / "scores.parquet", **options)
+            summary = score_partitioned(tables, booster, run, out / "scores.parquet")
         else:
-            scores, summary = score_customers(tables, booster, **options, customers_per_chunk=250_000)
+            scores, summary = score_customers(tables, booster, run, customers_per_chunk=250_000)
             write_table(scores, out / "scores.parquet")
         result["score_s"] = round(time.perf_counter() - started, 2)
         result.update(scored=summary["scored"], explained=summary["explained"], score_phases=summary["phases_s"])

@@ -152,21 +152,20 @@ def small_model(validated):
 def test_scores_reasons_and_summary_are_identical(validated, small_model, spark_engine, tmp_path):
     """The whole base scored on the executors (mapInPandas, the model broadcast, ranks numbered
     across partitions) gives the file and the summary that scoring in process gives."""
-    from churnml.scoring.batch import default_as_of, score_customers
+    from churnml.scoring.batch import ScoringRun, default_as_of, score_customers
     from churnml.scoring.partitioned import score_partitioned
 
     root, _ = validated
-    options = dict(label_spec=LabelSpec(definition="hybrid", horizon_days=30),
-                   risk_tiers={"high": 0.3, "medium": 0.1, "low": 0.0}, top_k=3, explain="at-risk",
-                   model_version="7")
     duck_tables = open_contract_tables(connect(), root / "validated_duckdb")
-    as_of = default_as_of(duck_tables)
-    duck, duck_summary = score_customers(duck_tables, small_model, as_of=as_of, customers_per_chunk=40, **options)
+    run = ScoringRun(as_of=default_as_of(duck_tables), label_spec=LabelSpec(definition="hybrid", horizon_days=30),
+                     risk_tiers={"high": 0.3, "medium": 0.1, "low": 0.0}, top_k=3, explain="at-risk",
+                     model_version="7")
+    duck, duck_summary = score_customers(duck_tables, small_model, run, customers_per_chunk=40)
     spark_tables = open_contract_tables(spark_engine, root / "validated_spark")
     target = tmp_path / "scores.parquet"
     target.mkdir()  # a previous output, replaced whole
     (target / "part-00009.parquet").write_bytes(b"old")
-    spark_summary = score_partitioned(spark_tables, small_model, target, as_of=as_of, **options)
+    spark_summary = score_partitioned(spark_tables, small_model, run, target)
 
     assert sorted(p.name for p in target.iterdir())[0] == "part-00000.snappy.parquet"
     assert not (target / "part-00009.parquet").exists()

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import ibis
@@ -33,6 +34,43 @@ log = logging.getLogger(__name__)
 
 EXPLAIN_MODES = ("at-risk", "all", "none")
 REASON_PARTS = (("", "string"), ("_feature", "string"), ("_value", "string"), ("_contribution", "float64"))
+
+
+DEFAULT_VALUE = {"value": "auto", "value_months": 12, "constant_value": 0.0}
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    """What a scoring run is asked for, whichever engine runs it: the date, who is eligible
+    (`population`, `lapsed_within_days`, see scoring.eligible), how scores become tiers and how
+    many reasons each gets, and how a customer is priced for `value_at_risk` = probability x
+    value (`value`: {"value", "value_months", "constant_value"}, as in evaluate.economics)."""
+
+    as_of: datetime
+    label_spec: LabelSpec
+    risk_tiers: dict[str, float]
+    top_k: int = 5
+    explain: str = "at-risk"
+    model_version: str = ""
+    value: dict = field(default_factory=lambda: dict(DEFAULT_VALUE))
+    device: str = "cpu"
+    population: str = "all"
+    lapsed_within_days: int | None = 365
+
+    def __post_init__(self) -> None:
+        if self.explain not in EXPLAIN_MODES:
+            raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got '{self.explain}'")
+
+    def row_options(self) -> dict:
+        """What `score_rows` takes of the run: plain values, shipped to Spark's executors."""
+        return {"as_of": self.as_of, "risk_tiers": dict(self.risk_tiers), "top_k": int(self.top_k),
+                "explain": self.explain, "model_version": str(self.model_version), "value": dict(self.value),
+                "device": self.device}
+
+    def summary_options(self) -> dict:
+        """What `score_summary` takes of the run, besides the scores, the drift and the counts."""
+        return {"as_of": self.as_of, "model_version": self.model_version, "population": self.population,
+                "lapsed_within_days": self.lapsed_within_days}
 
 
 def default_as_of(tables: dict[str, ibis.Table]) -> datetime:
@@ -123,35 +161,21 @@ def _progress(total: int, show_bar: bool):
 def score_customers(
     tables: dict[str, ibis.Table],
     booster: xgb.Booster,
+    run: ScoringRun,
     *,
-    as_of: datetime,
-    label_spec: LabelSpec,
-    risk_tiers: dict[str, float],
-    top_k: int = 5,
-    explain: str = "at-risk",
-    model_version: str = "",
-    value: dict | None = None,
     customers_per_chunk: int = 250_000,
     progress: bool = False,
-    device: str = "cpu",
-    population: str = "all",
-    lapsed_within_days: int | None = 365,
 ) -> tuple[pd.DataFrame, dict]:
     """One row per scored customer, highest risk first, and a summary of the run.
 
     Customers are scored chunk by chunk (features, probability, reasons), so memory follows the
-    chunk size, not the size of the base. `value` ({"value", "value_months", "constant_value"},
-    as in evaluate.economics) prices each customer for `value_at_risk` = probability x value.
-    `population` and `lapsed_within_days` decide who is scored (see scoring.eligible).
+    chunk size, not the size of the base.
     """
     spec = spec_of(booster)
     check_compatible(spec, tables)
-    if explain not in EXPLAIN_MODES:
-        raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got '{explain}'")
-    value = value or {"value": "auto", "value_months": 12, "constant_value": 0.0}
     started = time.perf_counter()
-    observed, counts = eligible_customers(tables, as_of, label_spec, population=population,
-                                          lapsed_within_days=lapsed_within_days)
+    observed, counts = eligible_customers(tables, run.as_of, run.label_spec, population=run.population,
+                                          lapsed_within_days=run.lapsed_within_days)
     phases = dict.fromkeys(("eligible", "features", "predict", "explain"), 0.0)
     phases["eligible"] = time.perf_counter() - started
     profile = profile_of(booster)
@@ -169,9 +193,7 @@ def score_customers(
                                   on="customer_id", how="left")
         features = features.sort_values("customer_id", kind="stable").reset_index(drop=True)
         phases["features"] += time.perf_counter() - started
-        parts.append(score_rows(features, booster, spec, as_of=as_of, risk_tiers=risk_tiers, top_k=top_k,
-                                explain=explain, model_version=model_version, value=value, device=device,
-                                timings=phases))
+        parts.append(score_rows(features, booster, spec, **run.row_options(), timings=phases))
         started = time.perf_counter()
         if profile and len(features):
             drift_counts = add_counts(drift_counts, bin_counts(profile, design_matrix(features, spec)))
@@ -187,8 +209,7 @@ def score_customers(
     scores.insert(4, "rank", np.arange(1, len(scores) + 1, dtype="int64"))
     scores = scores.reset_index(drop=True)
     drift = drift_from_counts(profile, drift_counts) if drift_counts is not None else None
-    summary = score_summary(ibis.memtable(scores), risk_tiers, drift, as_of=as_of, model_version=model_version,
-                            population=population, lapsed_within_days=lapsed_within_days, counts=counts)
+    summary = score_summary(ibis.memtable(scores), run.risk_tiers, drift, **run.summary_options(), counts=counts)
     summary["chunks"] = len(chunks)
     summary["phases_s"] = {k: round(v, 2) for k, v in phases.items()}
     return scores, summary

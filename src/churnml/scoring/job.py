@@ -20,7 +20,7 @@ from churnml.data.io import write_json, write_table
 from churnml.data.validation.times import parse_iso_datetime
 from churnml.features.label_times import label_spec
 from churnml.modeling import tracking
-from churnml.scoring.batch import default_as_of, score_customers
+from churnml.scoring.batch import ScoringRun, default_as_of, score_customers
 from churnml.scoring.partitioned import score_partitioned
 
 
@@ -48,7 +48,7 @@ def score_dataset(
     tracking.configure(track["uri"], track["experiment"], track.get("artifact_location"))
     booster, version = tracking.load_booster(model_uri or score_cfg["model_uri"])
     started = time.perf_counter()
-    options = dict(
+    run = ScoringRun(
         as_of=when, label_spec=label_spec(params["labels"]), risk_tiers=dict(score_cfg["risk_tiers"]),
         top_k=int(top_k or score_cfg["top_k"]), explain=explain or score_cfg["explain"], model_version=version,
         value=params["evaluate"]["economics"], device=params["model"].get("device", "cpu"),
@@ -56,10 +56,10 @@ def score_dataset(
     )
     target = out or params["paths"]["scores"]
     if spark.is_spark(tables["customers"]._find_backend(use_default=True)):
-        summary = score_partitioned(tables, booster, target, **options)
+        summary = score_partitioned(tables, booster, run, target)
     else:
         target = Path(target)
-        scores, summary = score_customers(tables, booster, **options, progress=sys.stderr.isatty(),
+        scores, summary = score_customers(tables, booster, run, progress=sys.stderr.isatty(),
                                           customers_per_chunk=int(params["engine"]["customers_per_chunk"]))
         written = time.perf_counter()
         write_table(scores, target)

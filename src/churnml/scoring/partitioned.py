@@ -10,9 +10,7 @@ come from aggregates.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from functools import lru_cache
-from typing import Any
 
 import ibis
 import pandas as pd
@@ -20,10 +18,9 @@ import xgboost as xgb
 
 from churnml.data import parquet, spark
 from churnml.features.build import build_features, check_compatible, fit_population
-from churnml.features.label_times import LabelSpec
 from churnml.modeling.booster import profile_of, spec_of
 from churnml.modeling.matrix import design_matrix
-from churnml.scoring.batch import EXPLAIN_MODES, score_columns, score_rows
+from churnml.scoring.batch import ScoringRun, score_columns, score_rows
 from churnml.scoring.drift import bin_counts, counts_frame, counts_from_frame, drift_from_counts
 from churnml.scoring.eligible import eligible_table
 from churnml.scoring.summary import score_summary
@@ -48,49 +45,35 @@ def _schema(columns: dict[str, str]) -> ibis.Schema:
 def score_partitioned(
     tables: dict[str, ibis.Table],
     booster: xgb.Booster,
+    run: ScoringRun,
     target: parquet.Location,
-    *,
-    as_of: datetime,
-    label_spec: LabelSpec,
-    risk_tiers: dict[str, float],
-    top_k: int = 5,
-    explain: str = "at-risk",
-    model_version: str = "",
-    value: dict | None = None,
-    device: str = "cpu",
-    population: str = "all",
-    lapsed_within_days: int | None = 365,
 ) -> dict:
     """Score every eligible customer on the Spark engine of `tables` and write the scores, highest
     risk first, as a Parquet folder at `target`; returns the summary (as `score_customers`')."""
     spec = spec_of(booster)
     check_compatible(spec, tables)
-    if explain not in EXPLAIN_MODES:
-        raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got '{explain}'")
     if str(target).lower().endswith(".csv"):
         raise ValueError(f"{target}: on Spark the scores are a Parquet folder; give a location without .csv")
-    value = value or {"value": "auto", "value_months": 12, "constant_value": 0.0}
     con = tables["customers"]._find_backend()
     phases: dict[str, float] = {}
     started = time.perf_counter()
-    eligible, counts = eligible_table(tables, as_of, label_spec, population, lapsed_within_days)
+    eligible, counts = eligible_table(tables, run.as_of, run.label_spec, run.population, run.lapsed_within_days)
     phases["eligible"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    fitted = fit_population(spec, tables, [as_of])
+    fitted = fit_population(spec, tables, [run.as_of])
     features = build_features(tables, eligible.select("customer_id", "cutoff"), spec, fitted)
     features = features.join(eligible.select("customer_id", "status"), "customer_id")
     # read twice, by the scores and by the drift counts: built once
     features, release_features = spark.persisted(con, features)
     model = spark.broadcast(con, bytes(booster.save_raw("ubj")))
-    settings = {"as_of": as_of, "risk_tiers": dict(risk_tiers), "top_k": int(top_k), "explain": explain,
-                "model_version": str(model_version), "value": dict(value), "device": device}
+    settings = run.row_options()
 
     def score(batch: pd.DataFrame) -> pd.DataFrame:
         scoring = _model(model.value)
         return score_rows(batch, scoring, spec_of(scoring), **settings)
 
-    columns = score_columns(top_k)
+    columns = score_columns(run.top_k)
     unranked = {name: dtype for name, dtype in columns.items() if name != "rank"}
     scored = spark.map_batches(con, features, score, _schema(unranked))
     ranked, release_scores = spark.numbered(con, scored, RANK_ORDER, "rank")
@@ -117,9 +100,8 @@ def score_partitioned(
     phases["drift"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    summary = score_summary(parquet.read(con, target), risk_tiers, drift, as_of=as_of,
-                            model_version=model_version, population=population,
-                            lapsed_within_days=lapsed_within_days, counts=counts)
+    summary = score_summary(parquet.read(con, target), run.risk_tiers, drift, **run.summary_options(),
+                            counts=counts)
     phases["summary"] = time.perf_counter() - started
     summary["chunks"] = chunks
     summary["phases_s"] = {k: round(v, 2) for k, v in phases.items()}
