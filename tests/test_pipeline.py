@@ -266,8 +266,8 @@ def test_chunks_change_nothing_and_a_terminal_gets_a_progress_bar(project):
     import sys
 
     home, _ = project
-    whole = home / "adhoc" / "whole.parquet"
-    run(["churnml", "score", "--explain", "all", "--out", str(whole)], home)
+    # the score stage's output: the same command in one chunk (250,000 customers a chunk)
+    whole = home / "data/scores/scores.parquet"
     params = home / "params_small_chunks.yaml"
     text = (home / "params.yaml").read_text()
     assert "customers_per_chunk: 250000" in text
@@ -278,7 +278,7 @@ def test_chunks_change_nothing_and_a_terminal_gets_a_progress_bar(project):
     # stderr on a pseudo-terminal: the command must draw a bar there, not log lines
     leader, follower = pty.openpty()
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.Popen(["churnml", "score", "--explain", "all", "--params", str(params), "--out", str(chunked)],
+    proc = subprocess.Popen(["churnml", "score", "--params", str(params), "--out", str(chunked)],
                             cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=follower)
     os.close(follower)
     terminal = b""
@@ -298,6 +298,7 @@ def test_chunks_change_nothing_and_a_terminal_gets_a_progress_bar(project):
     assert "scoring: chunk" not in screen
     summary = json.loads((home / "adhoc" / "chunked_summary.json").read_text())
     assert summary["chunks"] > 2
+    assert json.loads((home / "data/scores/scores_summary.json").read_text())["chunks"] == 1
     assert chunked.read_bytes() == whole.read_bytes()
     # and without a terminal, plain log lines, one per chunk
     logged = run(["churnml", "score", "--params", str(params), "--out", str(home / "adhoc" / "logged.parquet")], home)
